@@ -1,0 +1,158 @@
+//! How every Portcullis listener is bound, served and stopped, and the one pooled HTTP client
+//! used to reach upstreams.
+//!
+//! Key decision: listeners are bound *before* anything is served ([`bind`]), so a port in use
+//! is reported by number at start-up, and tests can bind `127.0.0.1:0` and learn the real
+//! address before building the app. Every server stops on one [`Shutdown`] token and drains
+//! in-flight requests.
+
+pub mod client;
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+pub use tokio_util::sync::CancellationToken as Shutdown;
+
+pub use client::{UpstreamClient, upstream_client};
+
+/// Errors binding or serving a listener.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The port is taken by another process.
+    #[error(
+        "port {port} ({what}) is already in use on {addr}; choose another with the matching flag"
+    )]
+    PortInUse {
+        /// What the listener was for, e.g. "gateway proxy".
+        what: String,
+        /// The port number.
+        port: u16,
+        /// The full address.
+        addr: SocketAddr,
+    },
+    /// Any other bind failure.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// What the listener was for.
+        what: String,
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("server {what} failed: {source}")]
+    Serve {
+        /// What the listener was for.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Binds `addr` for the listener described by `what` (used in errors and logs).
+pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr).await.map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            ServeError::PortInUse {
+                what: what.to_string(),
+                port: addr.port(),
+                addr,
+            }
+        } else {
+            ServeError::Bind {
+                what: what.to_string(),
+                addr,
+                source,
+            }
+        }
+    })
+}
+
+/// Serves `app` on a bound listener until `shutdown` fires, then drains in-flight requests.
+/// Handlers can extract `ConnectInfo<SocketAddr>` for the peer address.
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    what: &str,
+    shutdown: Shutdown,
+) -> Result<(), ServeError> {
+    let addr = listener.local_addr().ok();
+    tracing::info!(what, addr = ?addr, "listening");
+    let make = app.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, make)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .map_err(|source| ServeError::Serve {
+            what: what.to_string(),
+            source,
+        })
+}
+
+/// Returns a token that fires on SIGINT or SIGTERM (Ctrl-C on other platforms).
+pub fn shutdown_on_signals() -> Shutdown {
+    let token = Shutdown::new();
+    let fire = token.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown signal received; draining connections");
+        fire.cancel();
+    });
+    token
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn port_in_use_is_reported_by_number() {
+        let first = bind("127.0.0.1:0".parse().expect("addr"), "first")
+            .await
+            .expect("bind");
+        let addr = first.local_addr().expect("addr");
+        let err = bind(addr, "gateway proxy")
+            .await
+            .expect_err("second bind fails");
+        let msg = err.to_string();
+        assert!(msg.contains(&addr.port().to_string()), "{msg}");
+        assert!(msg.contains("gateway proxy"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn serve_stops_on_shutdown() {
+        let listener = bind("127.0.0.1:0".parse().expect("addr"), "t")
+            .await
+            .expect("bind");
+        let token = Shutdown::new();
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let task = tokio::spawn(serve(listener, app, "t", token.clone()));
+        token.cancel();
+        let res = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        assert!(matches!(res, Ok(Ok(Ok(())))));
+    }
+}
