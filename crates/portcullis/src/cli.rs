@@ -23,7 +23,12 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Minimum level: error, warn, info, debug, trace (`RUST_LOG` overrides).
-    #[arg(long, global = true, default_value = "info", env = "PORTCULLIS_LOG_LEVEL")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "info",
+        env = "PORTCULLIS_LOG_LEVEL"
+    )]
     pub log_level: String,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "PORTCULLIS_LOG_FORMAT")]
@@ -174,15 +179,15 @@ pub struct AccessArgs {
     /// The `oathkeeper.yml` file.
     #[arg(short, long)]
     pub config: PathBuf,
-    /// Address to bind.
+    /// Address to bind when a port flag is given.
     #[arg(long, default_value = "0.0.0.0")]
     pub host: IpAddr,
-    /// Proxy port.
-    #[arg(long, default_value_t = 8080)]
-    pub proxy_port: u16,
-    /// API port.
-    #[arg(long, default_value_t = 4456)]
-    pub api_port: u16,
+    /// Proxy port (default: `serve.proxy.port`, else 8080).
+    #[arg(long)]
+    pub proxy_port: Option<u16>,
+    /// API port (default: `serve.api.port`, else 4456).
+    #[arg(long)]
+    pub api_port: Option<u16>,
 }
 
 /// Options of `portcullis identity`.

@@ -9,8 +9,7 @@ use portcullis_http::{Shutdown, bind, serve, shutdown_on_signals};
 use tokio::task::JoinSet;
 
 use crate::cli::{
-    AccessArgs, Command, DemoArgs, GatewayArgs, IdentityArgs, MailArgs, MigrateArgs, UiArgs,
-    UpArgs,
+    AccessArgs, Command, DemoArgs, GatewayArgs, IdentityArgs, MailArgs, MigrateArgs, UiArgs, UpArgs,
 };
 use crate::stack::{Listeners, Stack, StackOptions};
 
@@ -56,7 +55,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
 }
 
 /// Serves several routers until a signal, returning the first failure.
-async fn serve_all(servers: Vec<(tokio::net::TcpListener, axum::Router, &'static str)>) -> anyhow::Result<()> {
+async fn serve_all(
+    servers: Vec<(tokio::net::TcpListener, axum::Router, &'static str)>,
+) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signals();
     let mut tasks = JoinSet::new();
     for (listener, app, what) in servers {
@@ -85,25 +86,52 @@ async fn wait_all(
 }
 
 async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
-    let settings = portcullis_gateway::GatewaySettings::load(args.config.as_deref(), std::env::vars())?;
-    let default_db = format!("sqlite://{}", args.data_dir.join("portcullis.db").display());
-    let url = settings.database_url().unwrap_or(default_db);
-    let proxy = bind(settings.proxy_listen, "gateway proxy").await?;
-    let admin = bind(settings.admin_listen, "gateway admin API").await?;
+    use portcullis_gateway::Database;
+    let settings =
+        portcullis_gateway::GatewaySettings::load(args.config.as_deref(), std::env::vars())?;
+    let url = match &settings.database {
+        Database::Postgres(url) => url.expose().clone(),
+        Database::Sqlite => format!("sqlite://{}", args.data_dir.join("portcullis.db").display()),
+        Database::Off => anyhow::bail!(
+            "database = off (DB-less mode with a declarative kong.yml) is not supported yet; \
+             use postgres or leave KONG_DATABASE unset for the embedded SQLite store"
+        ),
+    };
+    let mut servers = Vec::new();
+    for addr in &settings.proxy_listen {
+        servers.push((bind(*addr, "gateway proxy").await?, "gateway proxy"));
+    }
+    for addr in &settings.admin_listen {
+        servers.push((bind(*addr, "gateway admin API").await?, "gateway admin API"));
+    }
     let db = Db::connect(&url).await?;
     db.migrate(&[portcullis_gateway::migrations()]).await?;
     let gw = portcullis_gateway::Gateway::new(db).await?;
-    serve_all(vec![
-        (proxy, gw.proxy_router(), "gateway proxy"),
-        (admin, gw.admin_router(), "gateway admin API"),
-    ])
-    .await
+    let servers = servers
+        .into_iter()
+        .map(|(listener, what)| {
+            let app = if what == "gateway proxy" {
+                gw.proxy_router()
+            } else {
+                gw.admin_router()
+            };
+            (listener, app, what)
+        })
+        .collect();
+    serve_all(servers).await
 }
 
 async fn access(args: AccessArgs) -> anyhow::Result<()> {
     let config = portcullis_access::AccessConfig::load(&args.config)?;
-    let proxy = bind(SocketAddr::new(args.host, args.proxy_port), "access proxy").await?;
-    let api = bind(SocketAddr::new(args.host, args.api_port), "access API").await?;
+    let proxy_addr = args.proxy_port.map_or_else(
+        || config.proxy_addr(8080),
+        |p| SocketAddr::new(args.host, p),
+    );
+    let api_addr = args
+        .api_port
+        .map_or_else(|| config.api_addr(4456), |p| SocketAddr::new(args.host, p));
+    let proxy = bind(proxy_addr, "access proxy").await?;
+    let api = bind(api_addr, "access API").await?;
     let access = portcullis_access::Access::new(config).await?;
     serve_all(vec![
         (proxy, access.proxy_router(), "access proxy"),
@@ -142,14 +170,36 @@ async fn ui(args: UiArgs) -> anyhow::Result<()> {
 }
 
 async fn mail(args: MailArgs) -> anyhow::Result<()> {
-    let smtp = bind(SocketAddr::new(args.host, args.smtp_port), "mail catcher SMTP").await?;
-    let web = bind(SocketAddr::new(args.host, args.web_port), "mail catcher web inbox").await?;
-    let api = bind(SocketAddr::new(args.host, args.api_port), "mail catcher API").await?;
+    let smtp = bind(
+        SocketAddr::new(args.host, args.smtp_port),
+        "mail catcher SMTP",
+    )
+    .await?;
+    let web = bind(
+        SocketAddr::new(args.host, args.web_port),
+        "mail catcher web inbox",
+    )
+    .await?;
+    let api = bind(
+        SocketAddr::new(args.host, args.api_port),
+        "mail catcher API",
+    )
+    .await?;
     let catcher = portcullis_mail::MailCatcher::new(args.capacity);
     let shutdown = shutdown_on_signals();
     let mut tasks = JoinSet::new();
-    tasks.spawn(serve(web, catcher.web_router(), "mail catcher web inbox", shutdown.clone()));
-    tasks.spawn(serve(api, catcher.api_router(), "mail catcher API", shutdown.clone()));
+    tasks.spawn(serve(
+        web,
+        catcher.web_router(),
+        "mail catcher web inbox",
+        shutdown.clone(),
+    ));
+    tasks.spawn(serve(
+        api,
+        catcher.api_router(),
+        "mail catcher API",
+        shutdown.clone(),
+    ));
     let smtp = catcher.smtp_server(smtp, shutdown.clone());
     tasks.spawn(async move {
         smtp.await;
@@ -170,9 +220,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
 async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let url = args.store.url();
-    let db = Db::connect(&url).await.with_context(|| format!("opening {url}"))?;
-    db.migrate(&[portcullis_gateway::migrations(), portcullis_identity::migrations()])
-        .await?;
+    let db = Db::connect(&url)
+        .await
+        .with_context(|| format!("opening {url}"))?;
+    db.migrate(&[
+        portcullis_gateway::migrations(),
+        portcullis_identity::migrations(),
+    ])
+    .await?;
     println!("migrations applied to {}", db.display_url());
     db.close().await;
     Ok(())

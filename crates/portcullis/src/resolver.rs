@@ -31,6 +31,6 @@ impl SessionResolver for InProcessSessions {
                 creds.authorization.as_deref(),
             )
             .await
-            .map_err(|e| ResolveError::new(e.to_string()))
+            .map_err(|e| ResolveError::Internal(e.to_string()))
     }
 }

@@ -239,8 +239,11 @@ impl Stack {
             .with_context(|| format!("creating {}", opts.data_dir.display()))?;
 
         let db = Db::connect(&opts.database_url).await?;
-        db.migrate(&[portcullis_gateway::migrations(), portcullis_identity::migrations()])
-            .await?;
+        db.migrate(&[
+            portcullis_gateway::migrations(),
+            portcullis_identity::migrations(),
+        ])
+        .await?;
         tracing::info!(database = %db.display_url(), "store ready");
 
         // Identity, from a generated kratos.yml whose schema is written next to the database
@@ -265,7 +268,10 @@ impl Stack {
         )?;
         let access = portcullis_access::Access::new(access_config)
             .await?
-            .with_session_resolver(&check_url, Arc::new(InProcessSessions::new(identity.clone())))?;
+            .with_session_resolver(
+                &check_url,
+                Arc::new(InProcessSessions::new(identity.clone())),
+            )?;
 
         // Gateway, seeded as the tutorial's kong.config.sh does.
         let gateway = portcullis_gateway::Gateway::new(db.clone()).await?;
@@ -301,7 +307,11 @@ impl Stack {
             (l_access, access.proxy_router(), "access proxy"),
             (l_access_api, access.api_router(), "access API"),
             (l_identity, identity.public_router(), "identity public API"),
-            (l_identity_admin, identity.admin_router(), "identity admin API"),
+            (
+                l_identity_admin,
+                identity.admin_router(),
+                "identity admin API",
+            ),
             (l_ui, ui, "login UI"),
             (l_mail_web, mail.web_router(), "mail catcher web inbox"),
             (l_mail_api, mail.api_router(), "mail catcher API"),

@@ -36,7 +36,8 @@ impl TestStack {
                 None => return Ok(None),
             },
         };
-        let listeners = Listeners::bind(IpAddr::V4(Ipv4Addr::LOCALHOST), &Ports::ephemeral()).await?;
+        let listeners =
+            Listeners::bind(IpAddr::V4(Ipv4Addr::LOCALHOST), &Ports::ephemeral()).await?;
         let opts = StackOptions {
             database_url,
             data_dir: dir.path().to_path_buf(),
@@ -82,7 +83,11 @@ pub fn browser() -> reqwest::Client {
 
 /// The `Location` header of a redirect, resolved against the request URL.
 pub fn location(res: &reqwest::Response) -> Option<String> {
-    let loc = res.headers().get(reqwest::header::LOCATION)?.to_str().ok()?;
+    let loc = res
+        .headers()
+        .get(reqwest::header::LOCATION)?
+        .to_str()
+        .ok()?;
     res.url().join(loc).ok().map(|u| u.to_string())
 }
 

@@ -70,12 +70,17 @@ async fn tutorial_flow(backend: Backend) {
     let page = page.expect("registration page reached");
     let form = parse_form(&page).expect("registration form");
     assert!(
-        form.fields.iter().any(|(k, v)| k == "csrf_token" && !v.is_empty()),
+        form.fields
+            .iter()
+            .any(|(k, v)| k == "csrf_token" && !v.is_empty()),
         "csrf token rendered: {form:?}"
     );
     let mut fields = form.fields.clone();
     fields.retain(|(k, _)| k != "traits.email" && k != "password" && k != "method");
-    let email = format!("{}@example.org", portcullis_db::testing::TestDb::random_name());
+    let email = format!(
+        "{}@example.org",
+        portcullis_db::testing::TestDb::random_name()
+    );
     fields.push(("traits.email".into(), email.clone()));
     fields.push(("password".into(), "correct horse battery staple 42".into()));
     fields.push(("method".into(), "password".into()));
@@ -87,10 +92,19 @@ async fn tutorial_flow(backend: Backend) {
         .await
         .expect("submit registration");
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "registration accepted");
-    assert_eq!(location(&res).as_deref(), Some(hello.as_str()), "back where we started");
+    assert_eq!(
+        location(&res).as_deref(),
+        Some(hello.as_str()),
+        "back where we started"
+    );
 
     // 4. With the session cookie, the protected services answer.
-    let res = client.get(&hello).header("Accept", "text/html").send().await.expect("hello");
+    let res = client
+        .get(&hello)
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .expect("hello");
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.expect("hello json");
     assert_eq!(body, serde_json::json!({"message": "Hello microservice"}));
@@ -117,7 +131,12 @@ async fn tutorial_flow(backend: Backend) {
     // 5. Log out through the UI.
     let mut next = TestStack::url(a.ui, "/logout");
     for _ in 0..5 {
-        let res = client.get(&next).header("Accept", "text/html").send().await.expect("logout hop");
+        let res = client
+            .get(&next)
+            .header("Accept", "text/html")
+            .send()
+            .await
+            .expect("logout hop");
         match location(&res) {
             Some(to) if res.status().is_redirection() => next = to,
             _ => break,
@@ -125,7 +144,12 @@ async fn tutorial_flow(backend: Backend) {
     }
 
     // 6. The session is gone: /hello redirects to login again.
-    let res = client.get(&hello).header("Accept", "text/html").send().await.expect("hello again");
+    let res = client
+        .get(&hello)
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .expect("hello again");
     assert_eq!(res.status(), StatusCode::FOUND);
     assert!(location(&res).expect("location").contains("/login"));
 

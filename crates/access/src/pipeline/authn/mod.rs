@@ -1,0 +1,61 @@
+//! Authenticators: each either establishes the session's subject, declares itself not
+//! responsible (the next one is tried) or fails the request.
+
+pub mod anonymous;
+pub mod cookie_session;
+pub mod noop;
+pub mod unauthorized;
+
+use serde_json::Value;
+
+use super::{AuthenticationSession, CompileContext, PipelineError, RequestContext};
+
+/// What an authenticator concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The session is established.
+    Authenticated,
+    /// The credentials this authenticator handles are absent; try the next one.
+    NotResponsible,
+}
+
+/// A compiled authenticator.
+pub enum Authenticator {
+    /// `noop`.
+    Noop(noop::Noop),
+    /// `anonymous`.
+    Anonymous(anonymous::Anonymous),
+    /// `cookie_session`.
+    CookieSession(cookie_session::CookieSession),
+    /// `unauthorized`.
+    Unauthorized(unauthorized::Unauthorized),
+}
+
+impl Authenticator {
+    /// Compiles the handler `id` from its merged, schema-valid config.
+    pub fn compile(id: &str, config: &Value, ctx: &CompileContext) -> Result<Self, String> {
+        match id {
+            "noop" => Ok(Self::Noop(noop::Noop)),
+            "anonymous" => Ok(Self::Anonymous(anonymous::Anonymous::compile(config))),
+            "cookie_session" => Ok(Self::CookieSession(cookie_session::CookieSession::compile(
+                config, ctx,
+            )?)),
+            "unauthorized" => Ok(Self::Unauthorized(unauthorized::Unauthorized)),
+            other => Err(format!("the {other} authenticator is not implemented yet")),
+        }
+    }
+
+    /// Runs the authenticator.
+    pub async fn authenticate(
+        &self,
+        request: &RequestContext,
+        session: &mut AuthenticationSession,
+    ) -> Result<Outcome, PipelineError> {
+        match self {
+            Self::Noop(h) => Ok(h.authenticate(session)),
+            Self::Anonymous(h) => Ok(h.authenticate(request, session)),
+            Self::CookieSession(h) => h.authenticate(request, session).await,
+            Self::Unauthorized(h) => Err(h.authenticate()),
+        }
+    }
+}

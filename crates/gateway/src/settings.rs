@@ -1,0 +1,307 @@
+//! `GatewaySettings`: the subset of Kong's configuration the gateway honours, read the way
+//! Kong reads it — a `kong.conf` file (`key = value`, `#` comments) overridden by `KONG_*`
+//! environment variables — with errors that name the file, line and key (or variable).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use portcullis_core::Secret;
+
+/// Errors reading settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file could not be read.
+    #[error("{file}: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A line or value is invalid.
+    #[error("{origin}: {key}: {message}")]
+    Invalid {
+        /// `file:line`, or `environment variable KONG_X`.
+        origin: String,
+        /// The setting's key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Where the gateway keeps its entities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// The embedded SQLite store (our default; the binary picks the file).
+    Sqlite,
+    /// PostgreSQL at this URL, built from the `pg_*` settings.
+    Postgres(Secret<String>),
+    /// DB-less (declarative configuration), which arrives with issue 3.
+    Off,
+}
+
+/// The gateway's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewaySettings {
+    /// Plain-HTTP proxy listeners (`proxy_listen` entries without `ssl`); empty when `off`.
+    pub proxy_listen: Vec<SocketAddr>,
+    /// Plain-HTTP Admin API listeners (`admin_listen` entries without `ssl`).
+    pub admin_listen: Vec<SocketAddr>,
+    /// The store.
+    pub database: Database,
+}
+
+struct Raw {
+    proxy_listen: (String, String),
+    admin_listen: (String, String),
+    database: (String, String),
+    pg_host: String,
+    pg_port: (String, String),
+    pg_user: String,
+    pg_password: Option<String>,
+    pg_database: String,
+}
+
+impl GatewaySettings {
+    /// Reads `conf` (when given) and then the `KONG_*` variables among `env`, which win.
+    pub fn load(
+        conf: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let default_origin = "default".to_string();
+        let mut raw = Raw {
+            proxy_listen: ("0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 http2 ssl reuseport backlog=16384".into(), default_origin.clone()),
+            admin_listen: ("127.0.0.1:8001 reuseport backlog=16384, 127.0.0.1:8444 http2 ssl reuseport backlog=16384".into(), default_origin.clone()),
+            database: ("sqlite".into(), default_origin.clone()),
+            pg_host: "127.0.0.1".into(),
+            pg_port: ("5432".into(), default_origin),
+            pg_user: "kong".into(),
+            pg_password: None,
+            pg_database: "kong".into(),
+        };
+        if let Some(path) = conf {
+            let file = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+                file: file.clone(),
+                source,
+            })?;
+            for (n, line) in text.lines().enumerate() {
+                let origin = format!("{file}:{}", n + 1);
+                let line = strip_comment(line);
+                let line = line.trim();
+                if line.is_empty() {
+                    continue;
+                }
+                let Some((key, value)) = line.split_once('=') else {
+                    return Err(SettingsError::Invalid {
+                        origin,
+                        key: line.to_string(),
+                        message: "expected `key = value`".into(),
+                    });
+                };
+                raw.set(&key.trim().to_ascii_lowercase(), value.trim(), origin);
+            }
+        }
+        for (name, value) in env {
+            if let Some(key) = name.strip_prefix("KONG_") {
+                let origin = format!("environment variable {name}");
+                raw.set(&key.to_ascii_lowercase(), value.trim(), origin);
+            }
+        }
+        raw.compile()
+    }
+}
+
+/// Kong treats `#` as a comment start unless escaped as `\#`.
+fn strip_comment(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'#') => {
+                out.push('#');
+                chars.next();
+            }
+            '#' => break,
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl Raw {
+    fn set(&mut self, key: &str, value: &str, origin: String) {
+        let value = value.to_string();
+        match key {
+            "proxy_listen" => self.proxy_listen = (value, origin),
+            "admin_listen" => self.admin_listen = (value, origin),
+            "database" => self.database = (value, origin),
+            "pg_host" => self.pg_host = value,
+            "pg_port" => self.pg_port = (value, origin),
+            "pg_user" => self.pg_user = value,
+            "pg_password" => self.pg_password = Some(value).filter(|v| !v.is_empty()),
+            "pg_database" => self.pg_database = value,
+            // Kong has hundreds of properties; the ones not listed here do not apply yet.
+            _ => tracing::debug!(key, %origin, "ignoring unsupported Kong property"),
+        }
+    }
+
+    fn compile(self) -> Result<GatewaySettings, SettingsError> {
+        let proxy_listen = listeners("proxy_listen", &self.proxy_listen)?;
+        let admin_listen = listeners("admin_listen", &self.admin_listen)?;
+        let (db, origin) = &self.database;
+        let database = match db.to_ascii_lowercase().as_str() {
+            "sqlite" => Database::Sqlite,
+            "off" => Database::Off,
+            "postgres" => {
+                let port: u16 = self.pg_port.0.parse().map_err(|_| SettingsError::Invalid {
+                    origin: self.pg_port.1.clone(),
+                    key: "pg_port".into(),
+                    message: format!("'{}' is not a valid port", self.pg_port.0),
+                })?;
+                let mut url = url::Url::parse("postgres://localhost").map_err(|e| {
+                    SettingsError::Invalid {
+                        origin: origin.clone(),
+                        key: "database".into(),
+                        message: e.to_string(),
+                    }
+                })?;
+                let bad = |key: &str, value: &str| SettingsError::Invalid {
+                    origin: origin.clone(),
+                    key: key.into(),
+                    message: format!("invalid value '{value}'"),
+                };
+                url.set_host(Some(&self.pg_host))
+                    .map_err(|_| bad("pg_host", &self.pg_host))?;
+                url.set_port(Some(port))
+                    .map_err(|_| bad("pg_port", &self.pg_port.0))?;
+                url.set_username(&self.pg_user)
+                    .map_err(|_| bad("pg_user", &self.pg_user))?;
+                if let Some(pw) = &self.pg_password {
+                    url.set_password(Some(pw))
+                        .map_err(|_| bad("pg_password", "***"))?;
+                }
+                url.set_path(&format!("/{}", self.pg_database));
+                Database::Postgres(Secret::new(url.to_string()))
+            }
+            other => {
+                return Err(SettingsError::Invalid {
+                    origin: origin.clone(),
+                    key: "database".into(),
+                    message: format!(
+                        "'{other}' is not a valid database; use postgres, sqlite or off"
+                    ),
+                });
+            }
+        };
+        Ok(GatewaySettings {
+            proxy_listen,
+            admin_listen,
+            database,
+        })
+    }
+}
+
+/// Parses Kong's listen syntax: `off`, or comma-separated `addr:port [flags…]` entries.
+/// Entries flagged `ssl` are skipped: TLS listeners are not served yet.
+fn listeners(
+    key: &str,
+    (value, origin): &(String, String),
+) -> Result<Vec<SocketAddr>, SettingsError> {
+    if value.trim().eq_ignore_ascii_case("off") {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for entry in value.split(',') {
+        let mut words = entry.split_whitespace();
+        let Some(addr) = words.next() else { continue };
+        if words.any(|w| w == "ssl") {
+            continue;
+        }
+        out.push(parse_addr(addr).ok_or_else(|| SettingsError::Invalid {
+            origin: origin.clone(),
+            key: key.into(),
+            message: format!("'{addr}' is not a valid address (expected ip:port)"),
+        })?);
+    }
+    Ok(out)
+}
+
+fn parse_addr(s: &str) -> Option<SocketAddr> {
+    if let Ok(a) = s.parse() {
+        return Some(a);
+    }
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let ip = match host {
+        "*" | "0.0.0.0" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        other => other.parse().ok()?,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_kongs_with_sqlite() {
+        let s = GatewaySettings::load(None, env(&[("HOME", "/x")])).expect("defaults");
+        assert_eq!(s.proxy_listen, vec!["0.0.0.0:8000".parse().expect("addr")]);
+        assert_eq!(
+            s.admin_listen,
+            vec!["127.0.0.1:8001".parse().expect("addr")]
+        );
+        assert_eq!(s.database, Database::Sqlite);
+    }
+
+    #[test]
+    fn file_then_env() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("kong.conf");
+        std::fs::write(
+            &path,
+            "# comment\nproxy_listen = 127.0.0.1:9000  # inline\ndatabase = postgres\npg_host = db\npg_password = p\\#w\n",
+        )
+        .expect("write");
+        let s = GatewaySettings::load(
+            Some(&path),
+            env(&[("KONG_PG_USER", "u"), ("KONG_ADMIN_LISTEN", "off")]),
+        )
+        .expect("load");
+        assert_eq!(
+            s.proxy_listen,
+            vec!["127.0.0.1:9000".parse().expect("addr")]
+        );
+        assert!(s.admin_listen.is_empty());
+        let Database::Postgres(url) = &s.database else {
+            panic!("postgres expected")
+        };
+        assert_eq!(url.expose(), "postgres://u:p%23w@db:5432/kong");
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("kong.conf");
+        std::fs::write(&path, "\n\nproxy_listen = nowhere\n").expect("write");
+        let err = GatewaySettings::load(Some(&path), env(&[])).expect_err("invalid");
+        let msg = err.to_string();
+        assert!(msg.contains("kong.conf:3: proxy_listen:"), "{msg}");
+        let err =
+            GatewaySettings::load(None, env(&[("KONG_DATABASE", "mysql")])).expect_err("invalid");
+        assert_eq!(
+            err.to_string(),
+            "environment variable KONG_DATABASE: database: 'mysql' is not a valid database; use postgres, sqlite or off"
+        );
+    }
+}

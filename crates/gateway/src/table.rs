@@ -1,0 +1,112 @@
+//! The runtime snapshot the proxy reads: the compiled router plus, per route, everything
+//! needed to forward without touching the store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderValue;
+use portcullis_router::Router;
+use uuid::Uuid;
+
+use crate::entity::{Route, Service};
+
+/// Where a matched route sends requests, precomputed at build time.
+#[derive(Debug)]
+pub struct Upstream {
+    /// The service id.
+    pub service_id: Uuid,
+    /// `http` or `https` (the latter is not proxied yet).
+    pub protocol: String,
+    /// `host:port` for the request URI.
+    pub authority: String,
+    /// The Host header value sent upstream (the port omitted when it is the default).
+    pub host_header: HeaderValue,
+    /// How long to wait for the upstream's response head.
+    pub read_timeout: Duration,
+    /// Further tries after a failed one, for requests that can be replayed.
+    pub retries: u32,
+}
+
+/// A route's runtime data: the router's payload.
+#[derive(Debug)]
+pub struct Target {
+    /// The route id.
+    pub route_id: Uuid,
+    /// `None` when the route has no service: Kong answers 503.
+    pub upstream: Option<Upstream>,
+    /// Forward the client's Host header.
+    pub preserve_host: bool,
+    /// The route accepts plain HTTP.
+    pub accepts_http: bool,
+    /// Status for plain-HTTP requests when it does not.
+    pub https_redirect_status_code: u16,
+}
+
+/// The compiled table: immutable, swapped whole after every change.
+pub type Table = Router<Arc<Target>>;
+
+/// Errors building a table.
+pub type TableError = portcullis_router::RouterError;
+
+/// Compiles services and routes into a table. Routes of disabled services are left out.
+pub fn build(services: &[Service], routes: Vec<Route>) -> Result<Table, TableError> {
+    let by_id: std::collections::HashMap<Uuid, &Service> =
+        services.iter().map(|s| (s.id, s)).collect();
+    let mut specs = Vec::with_capacity(routes.len());
+    for r in routes {
+        let service = r.service.and_then(|fk| by_id.get(&fk.id).copied());
+        if service.is_some_and(|s| !s.enabled) {
+            continue;
+        }
+        let upstream = service.map(upstream_of);
+        let target = Target {
+            route_id: r.id,
+            upstream,
+            preserve_host: r.preserve_host,
+            accepts_http: r.protocols.iter().any(|p| p == "http"),
+            https_redirect_status_code: u16::try_from(r.https_redirect_status_code).unwrap_or(426),
+        };
+        specs.push(portcullis_router::Route {
+            id: r.id.to_string(),
+            paths: r.paths.unwrap_or_default(),
+            hosts: r.hosts.unwrap_or_default(),
+            methods: r.methods.unwrap_or_default(),
+            headers: r
+                .headers
+                .map(|h| h.into_iter().collect())
+                .unwrap_or_default(),
+            strip_path: r.strip_path,
+            regex_priority: r.regex_priority,
+            service_path: service.and_then(|s| s.path.clone()),
+            data: Arc::new(target),
+        });
+    }
+    Router::new(specs)
+}
+
+fn upstream_of(s: &Service) -> Upstream {
+    let host = if s.host.contains(':') {
+        format!("[{}]", s.host)
+    } else {
+        s.host.clone()
+    };
+    let authority = format!("{host}:{}", s.port);
+    let default_port = matches!(
+        (s.protocol.as_str(), s.port),
+        ("http" | "grpc", 80) | ("https" | "grpcs", 443)
+    );
+    let header = if default_port {
+        host
+    } else {
+        authority.clone()
+    };
+    Upstream {
+        service_id: s.id,
+        protocol: s.protocol.clone(),
+        authority,
+        host_header: HeaderValue::from_str(&header)
+            .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
+        read_timeout: Duration::from_millis(u64::try_from(s.read_timeout).unwrap_or(60_000)),
+        retries: u32::try_from(s.retries).unwrap_or(5),
+    }
+}

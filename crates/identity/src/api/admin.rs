@@ -1,0 +1,345 @@
+//! The admin API (Kratos's port 4434). Every route answers both with and without the `/admin`
+//! prefix, as Kratos's admin port does.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use portcullis_core::Secret;
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::config::join_url;
+use crate::driver::Registry;
+use crate::error::ApiError;
+use crate::identity::{State as IdentityState, View};
+use crate::persistence::{IdentityStore, SessionStore, StoreError};
+use crate::selfservice::strategy::password::new_identity;
+use crate::x::{self, Ctx};
+
+type Reg = State<Arc<Registry>>;
+
+/// Kratos's default and maximum `page_size`.
+const DEFAULT_PAGE_SIZE: i64 = 250;
+const MAX_PAGE_SIZE: i64 = 1000;
+
+/// Builds the admin router.
+pub(crate) fn router(reg: Arc<Registry>) -> Router {
+    let routes = Router::new()
+        .route("/identities", get(list_identities).post(create_identity))
+        .route(
+            "/identities/{id}",
+            get(get_identity).delete(delete_identity),
+        )
+        .route(
+            "/identities/{id}/sessions",
+            get(list_identity_sessions).delete(delete_identity_sessions),
+        )
+        .route("/sessions/{id}", get(get_session).delete(disable_session))
+        .route("/health/alive", get(super::alive))
+        .route("/health/ready", get(super::public::ready))
+        .route("/version", get(version));
+    Router::new()
+        .nest("/admin", routes.clone())
+        .merge(routes)
+        .fallback(super::not_found)
+        .method_not_allowed_fallback(super::method_not_allowed)
+        .layer(axum::middleware::from_fn(super::no_cache))
+        .with_state(reg)
+}
+
+async fn version() -> Response {
+    Json(serde_json::json!({"version": env!("CARGO_PKG_VERSION")})).into_response()
+}
+
+/// `GET /admin/identities?page_size=&page_token=`: oldest first; `page_token` is the opaque
+/// cursor from the previous page's `Link: <…>; rel="next"`.
+async fn list_identities(State(reg): Reg, ctx: Ctx) -> Response {
+    let size = ctx
+        .query("page_size")
+        .or_else(|| ctx.query("per_page"))
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or(DEFAULT_PAGE_SIZE)
+        .clamp(1, MAX_PAGE_SIZE);
+    let offset = ctx
+        .query("page_token")
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or(0)
+        .max(0);
+    let list = match reg.store.list_identities(size, offset).await {
+        Ok(l) => l,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let full = i64::try_from(list.len()).unwrap_or(0) == size;
+    let body: Vec<Value> = list
+        .iter()
+        .map(|i| i.to_json(&reg.config.public_base_url, View::Admin))
+        .collect();
+    let mut res = Json(body).into_response();
+    let base = join_url(&reg.config.admin_base_url, "/admin/identities");
+    let mut link = format!("<{base}?page_size={size}&page_token=0>; rel=\"first\"");
+    if full {
+        link.push_str(&format!(
+            ",<{base}?page_size={size}&page_token={}>; rel=\"next\"",
+            offset + size
+        ));
+    }
+    if let Ok(v) = HeaderValue::from_str(&link) {
+        res.headers_mut().insert(header::LINK, v);
+    }
+    res
+}
+
+/// `createIdentityBody`.
+#[derive(Debug, Deserialize)]
+struct CreateIdentityBody {
+    schema_id: String,
+    traits: Value,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    credentials: Option<ImportCredentials>,
+    #[serde(default)]
+    metadata_public: Option<Value>,
+    #[serde(default)]
+    metadata_admin: Option<Value>,
+    #[serde(default)]
+    external_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ImportCredentials {
+    #[serde(default)]
+    password: Option<ImportPassword>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ImportPassword {
+    #[serde(default)]
+    config: ImportPasswordConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ImportPasswordConfig {
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    hashed_password: Option<String>,
+}
+
+/// `POST /admin/identities`: 201 with `Location`; 400 for invalid traits; 409 on conflict.
+async fn create_identity(State(reg): Reg, ctx: Ctx, body: Body) -> Response {
+    let body = match x::read_body(body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let value = match x::parse_body(&ctx, &body) {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let body: CreateIdentityBody = match serde_json::from_value(value) {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::bad_request(format!("Unable to decode JSON payload: {e}"))
+                .into_response();
+        }
+    };
+    let Some(schema) = reg.config.schemas().get(&body.schema_id) else {
+        return ApiError::bad_request(format!(
+            "Identity schema with id \"{}\" is not known.",
+            body.schema_id
+        ))
+        .into_response();
+    };
+    let problems = schema.validate_traits(&body.traits);
+    if !problems.is_empty() {
+        let reason = problems
+            .iter()
+            .map(|(name, t)| {
+                if name.is_empty() {
+                    t.text.clone()
+                } else {
+                    format!("{name}: {}", t.text)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        return ApiError::bad_request(reason)
+            .message("The request was malformed or contained invalid parameters")
+            .into_response();
+    }
+    let state = match body.state.as_deref() {
+        None => IdentityState::Active,
+        Some(s) => match IdentityState::parse(s) {
+            Some(st) => st,
+            None => {
+                return ApiError::bad_request(format!("Unknown identity state {s:?}."))
+                    .into_response();
+            }
+        },
+    };
+    let password = body
+        .credentials
+        .and_then(|c| c.password)
+        .map(|p| p.config)
+        .unwrap_or_default();
+    let hashed = match (password.password, password.hashed_password) {
+        (Some(plain), _) => match reg.hasher.hash(Secret::new(plain)).await {
+            Ok(h) => Some(h),
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+        (None, Some(hash)) => {
+            if !hash.starts_with("$argon2id$") && !hash.starts_with("$argon2i$") {
+                return ApiError::bad_request(
+                    "Unsupported hashed_password format: only argon2 hashes can be imported so far.",
+                )
+                .into_response();
+            }
+            Some(hash)
+        }
+        (None, None) => None,
+    };
+    let identifiers = schema.password_identifiers(&body.traits);
+    let mut identity = new_identity(
+        &reg,
+        schema.id(),
+        body.traits,
+        identifiers,
+        hashed.clone().unwrap_or_default(),
+    );
+    if hashed.is_none() {
+        identity.credentials.clear();
+    }
+    identity.state = state;
+    identity.metadata_public = body.metadata_public.filter(|v| !v.is_null());
+    identity.metadata_admin = body.metadata_admin.filter(|v| !v.is_null());
+    identity.external_id = body.external_id.filter(|e| !e.is_empty());
+    match reg.store.create_identity(&identity).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict) => {
+            return ApiError::conflict(
+                "This identity conflicts with another identity that already exists.",
+            )
+            .into_response();
+        }
+        Err(e) => return ApiError::from(e).into_response(),
+    }
+    let mut res = (
+        StatusCode::CREATED,
+        Json(identity.to_json(&reg.config.public_base_url, View::Admin)),
+    )
+        .into_response();
+    let location = join_url(
+        &reg.config.admin_base_url,
+        &format!("/admin/identities/{}", identity.id),
+    );
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
+fn identity_not_found() -> ApiError {
+    ApiError::not_found("Unable to locate the resource")
+}
+
+/// `GET /admin/identities/{id}`.
+async fn get_identity(State(reg): Reg, Path(id): Path<String>) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return identity_not_found().into_response();
+    };
+    match reg.store.get_identity(id, true).await {
+        Ok(Some(i)) => Json(i.to_json(&reg.config.public_base_url, View::Admin)).into_response(),
+        Ok(None) => identity_not_found().into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// `DELETE /admin/identities/{id}`: 204, or 404.
+async fn delete_identity(State(reg): Reg, Path(id): Path<String>) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return identity_not_found().into_response();
+    };
+    match reg.store.delete_identity(id).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => identity_not_found().into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+fn session_not_found() -> ApiError {
+    ApiError::not_found("Unable to locate the resource")
+}
+
+/// `GET /admin/identities/{id}/sessions?active=`.
+async fn list_identity_sessions(State(reg): Reg, ctx: Ctx, Path(id): Path<String>) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return identity_not_found().into_response();
+    };
+    match reg.store.get_identity(id, false).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return identity_not_found().into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
+    }
+    let active_only = ctx.query("active").is_some_and(|a| a == "true");
+    match reg.store.sessions_of(id, active_only).await {
+        Ok(list) => {
+            let now = reg.now();
+            let body: Vec<Value> = list
+                .iter()
+                .map(|s| s.to_json(&reg.config.public_base_url, now))
+                .collect();
+            Json(body).into_response()
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// `DELETE /admin/identities/{id}/sessions`: revokes them all; 204.
+async fn delete_identity_sessions(State(reg): Reg, Path(id): Path<String>) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return identity_not_found().into_response();
+    };
+    match reg.store.get_identity(id, false).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return identity_not_found().into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
+    }
+    match reg.store.revoke_sessions_of(id, None).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// `GET /admin/sessions/{id}`.
+async fn get_session(State(reg): Reg, Path(id): Path<String>) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return session_not_found().into_response();
+    };
+    match reg.store.get_session(id).await {
+        Ok(Some(s)) => Json(s.to_json(&reg.config.public_base_url, reg.now())).into_response(),
+        Ok(None) => session_not_found().into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// `DELETE /admin/sessions/{id}`: marks it inactive; 204.
+async fn disable_session(State(reg): Reg, Path(id): Path<String>) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return session_not_found().into_response();
+    };
+    match reg.store.get_session(id).await {
+        Ok(Some(s)) => match reg.store.revoke_session(s.id).await {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(e) => ApiError::from(e).into_response(),
+        },
+        Ok(None) => session_not_found().into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}

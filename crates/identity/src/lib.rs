@@ -1,0 +1,115 @@
+//! The Kratos-compatible identity server: identities validated by JSON-schema identity
+//! schemas, password credentials hashed with argon2id, self-service login, registration and
+//! logout as browser flows (CSRF cookie + masked token, 303 to the UI, JSON when negotiated)
+//! and native API flows (session tokens), sessions, and the public and admin HTTP APIs.
+//!
+//! Key decision: Kratos's wire contract is the specification — flow, UI node, session,
+//! identity and error JSON, message ids, status codes, cookie names — while the internals are
+//! our own: `kratos.yml` is compiled once into an immutable [`IdentityConfig`], flows are
+//! stored rows whose UI is data, storage is one SQL implementation of small per-capability
+//! store traits over SQLite or PostgreSQL, and session tokens are kept only as digests. The
+//! same session check backs `/sessions/whoami` and the in-process [`Identity::whoami`] that
+//! the access proxy calls inside `portcullis up`.
+
+pub mod api;
+pub mod config;
+pub mod cookie;
+pub mod csrf;
+pub(crate) mod driver;
+pub mod error;
+pub mod hash;
+pub mod identity;
+pub mod persistence;
+pub mod schema;
+pub mod selfservice;
+pub mod session;
+pub mod text;
+pub mod ui;
+pub mod x;
+
+use std::sync::Arc;
+
+use portcullis_db::{Db, MigrationSet};
+use serde_json::Value;
+
+pub use config::IdentityConfig;
+pub use error::{ApiError, IdentityError};
+
+use driver::Registry;
+use persistence::SqlStore;
+
+/// This crate's migrations (versions 3000–3999).
+pub fn migrations() -> MigrationSet {
+    MigrationSet {
+        component: "identity",
+        sqlite: sqlx::migrate!("migrations/sqlite"),
+        postgres: sqlx::migrate!("migrations/postgres"),
+    }
+}
+
+/// A running identity server: cheap to clone, shared by both routers and in-process callers.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    reg: Arc<Registry>,
+}
+
+impl Identity {
+    /// Builds the server over a migrated database. When the configuration has no cookie
+    /// secret (`secrets.cookie` / `secrets.default`), one is generated on first start and
+    /// kept in the database, so sessions survive restarts and agree across nodes.
+    pub async fn new(db: Db, config: IdentityConfig) -> Result<Identity, IdentityError> {
+        let config = if config.cookie_secrets.is_empty() {
+            let secret = portcullis_db::secrets::ensure(&db, "identity.cookie_secret", || {
+                portcullis_core::random_urlsafe(32)
+            })
+            .await?;
+            config.with_cookie_secret(secret)
+        } else {
+            config
+        };
+        let argon2 = config.argon2;
+        let hasher = tokio::task::spawn_blocking(move || hash::Hasher::new(argon2))
+            .await
+            .map_err(|e| IdentityError::Hash(e.to_string()))??;
+        let csrf_cookie_name = csrf::cookie_name(config.public_base_url.as_str());
+        Ok(Identity {
+            reg: Arc::new(Registry {
+                config,
+                store: SqlStore::new(db),
+                hasher,
+                csrf_cookie_name,
+            }),
+        })
+    }
+
+    /// The public API (Kratos's port 4433).
+    pub fn public_router(&self) -> axum::Router {
+        api::public::router(self.reg.clone())
+    }
+
+    /// The admin API (Kratos's port 4434), with and without the `/admin` prefix.
+    pub fn admin_router(&self) -> axum::Router {
+        api::admin::router(self.reg.clone())
+    }
+
+    /// The configuration the server runs with.
+    pub fn config(&self) -> &IdentityConfig {
+        &self.reg.config
+    }
+
+    /// Exactly the body `/sessions/whoami` answers 200 with, or `None` where it answers 401:
+    /// the arguments are the request's `Cookie`, `X-Session-Token` and `Authorization`
+    /// headers. Revoked or expired sessions are `None` immediately.
+    pub async fn whoami(
+        &self,
+        cookie_header: Option<&str>,
+        session_token: Option<&str>,
+        authorization: Option<&str>,
+    ) -> Result<Option<Value>, IdentityError> {
+        let session = self
+            .reg
+            .active_session(cookie_header, session_token, authorization)
+            .await?;
+        Ok(session.map(|s| s.to_json(&self.reg.config.public_base_url, self.reg.now())))
+    }
+}

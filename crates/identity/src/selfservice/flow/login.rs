@@ -1,0 +1,182 @@
+//! The login flow: `GET /self-service/login/{browser,api}`, `GET /self-service/login/flows`,
+//! `POST /self-service/login?flow=`. A successful login always issues a new session (and, for
+//! browsers, a new CSRF token), so a session fixed before login is never promoted.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::{Flow, FlowType, Kind};
+use crate::csrf;
+use crate::driver::{Registry, see_other, with_cookies};
+use crate::error::ApiError;
+use crate::persistence::FlowStore;
+use crate::selfservice::strategy::password::{self, Failure};
+use crate::text;
+use crate::ui::{Container, Group, Node};
+use crate::x::{self, Ctx};
+
+/// The unified login form: identifier, password, submit.
+pub(crate) fn nodes(reg: &Registry, ui: &mut Container, masked_csrf: Option<&str>) {
+    if let Some(token) = masked_csrf {
+        ui.nodes.push(Node::csrf(token));
+    }
+    let label = reg
+        .config
+        .schemas()
+        .default_schema()
+        .map_or_else(text::label_id, |s| s.identifier_label());
+    ui.nodes.push(
+        Node::input(Group::Default, "identifier", "text")
+            .required()
+            .value(Value::String(String::new()))
+            .label(label),
+    );
+    ui.nodes.push(
+        Node::input(Group::Password, "password", "password")
+            .required()
+            .autocomplete("current-password")
+            .label(text::label_password()),
+    );
+    ui.nodes.push(Node::submit(
+        Group::Password,
+        "password",
+        text::login_with_password(),
+    ));
+}
+
+/// `GET /self-service/login/browser` and `/api`.
+pub(crate) async fn init(reg: Arc<Registry>, ctx: Ctx, flow_type: FlowType) -> Response {
+    let refresh = ctx.query("refresh").is_some_and(|r| r == "true");
+    match reg.session_of(&ctx).await {
+        Ok(Some(_)) if !refresh => {
+            if flow_type == FlowType::Browser && !ctx.is_json() {
+                let to = x::secure_redirect(
+                    ctx.query("return_to").as_deref(),
+                    &reg.config.default_return_url,
+                    &reg.config.allowed_return_urls,
+                    &reg.config.public_base_url,
+                )
+                .unwrap_or_else(|_| reg.config.default_return_url.clone());
+                return see_other(to.as_str());
+            }
+            return session_already_available().into_response();
+        }
+        Ok(_) => {}
+        Err(e) => return ApiError::from(e).into_response(),
+    }
+    let (csrf_cookie, set_csrf) = match flow_type {
+        FlowType::Browser => {
+            let (v, set) = reg.ensure_csrf(&ctx);
+            (Some(v), set)
+        }
+        FlowType::Api => (None, None),
+    };
+    let flow = match super::create(
+        &reg,
+        &ctx,
+        Kind::Login,
+        flow_type,
+        csrf_cookie.as_deref(),
+        ctx.query("return_to"),
+        nodes,
+    )
+    .await
+    {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    match flow_type {
+        FlowType::Browser => super::respond_browser_init(&reg, &ctx, &flow, set_csrf),
+        FlowType::Api => Json(flow.to_json()).into_response(),
+    }
+}
+
+fn session_already_available() -> ApiError {
+    ApiError::bad_request(
+        "A valid session was detected and thus login is not possible. Did you forget to set `?refresh=true`?",
+    )
+    .id("session_already_available")
+}
+
+/// `POST /self-service/login?flow=`.
+pub(crate) async fn submit(reg: Arc<Registry>, ctx: Ctx, body: bytes::Bytes) -> Response {
+    let mut flow = match super::load(&reg, &ctx, Kind::Login, "flow").await {
+        Ok(f) => f,
+        Err(e) => return super::unrecoverable(&reg, &ctx, e).await,
+    };
+    let body = match x::parse_body(&ctx, &body) {
+        Ok(b) => b,
+        Err(e) => return super::unrecoverable(&reg, &ctx, e).await,
+    };
+    if flow.expires_at <= reg.now() {
+        return super::expired(&reg, &ctx, &flow, nodes, text::login_flow_expired).await;
+    }
+    if let Err(e) = super::check_csrf(&reg, &ctx, &flow, &body) {
+        return super::unrecoverable(&reg, &ctx, e).await;
+    }
+    if x::body_str(&body, "method") != Some("password") || !reg.config.password_enabled {
+        flow.ui.reset_messages();
+        flow.ui.messages.push(text::no_strategy_login());
+        return super::respond_with_errors(&reg, &ctx, flow).await;
+    }
+    match password::login(&reg, &mut flow, &body).await {
+        Ok(identity) => succeed(&reg, &ctx, flow, identity).await,
+        Err(Failure::Form) => {
+            tracing::debug!(flow = %flow.id, "login refused");
+            super::respond_with_errors(&reg, &ctx, flow).await
+        }
+        Err(Failure::Error(e)) => super::unrecoverable(&reg, &ctx, e).await,
+    }
+}
+
+async fn succeed(
+    reg: &Registry,
+    ctx: &Ctx,
+    mut flow: Flow,
+    identity: crate::identity::Identity,
+) -> Response {
+    let issued = match reg.issue_session(identity, "password", ctx).await {
+        Ok(i) => i,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    tracing::info!(identity = %issued.session.identity_id, session = %issued.session.id, flow_type = flow.flow_type.as_str(), "login succeeded");
+    flow.state = "passed_challenge".into();
+    flow.active = Some("password".into());
+    flow.ui.reset_messages();
+    flow.updated_at = reg.now();
+    if let Err(e) = reg.store.update_flow(&flow).await {
+        return ApiError::from(e).into_response();
+    }
+    let session_json = issued
+        .session
+        .to_json(&reg.config.public_base_url, reg.now());
+    if flow.flow_type == FlowType::Api {
+        return (
+            StatusCode::OK,
+            Json(json!({
+                "session": session_json,
+                "session_token": issued.token.expose(),
+            })),
+        )
+            .into_response();
+    }
+    let to = super::return_url(reg, &flow, reg.config.login.after_return_url.as_ref());
+    let cookies = [
+        reg.session_cookie(&issued.token, issued.session.expires_at),
+        reg.csrf_cookie(&csrf::generate()),
+    ];
+    let res = if ctx.is_json() {
+        Json(json!({
+            "session": session_json,
+            "continue_with": [{"action": "redirect_browser_to", "redirect_browser_to": to}],
+        }))
+        .into_response()
+    } else {
+        see_other(&to)
+    };
+    with_cookies(res, cookies)
+}

@@ -1,0 +1,3 @@
+//! Authentication methods. Each strategy implements only the flows it joins.
+
+pub mod password;

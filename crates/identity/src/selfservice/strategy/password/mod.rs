@@ -1,0 +1,174 @@
+//! The `password` method: login with identifier + password, registration with traits +
+//! password. Failures are written into the flow's UI (field messages on the node, flow-level
+//! messages on the form) and the caller answers with the updated flow.
+
+pub mod validator;
+
+use portcullis_core::Secret;
+use serde_json::{Value, json};
+
+use crate::driver::Registry;
+use crate::error::ApiError;
+use crate::identity::{Credential, Identity, State};
+use crate::persistence::{IdentityStore, StoreError};
+use crate::schema::normalize_identifier;
+use crate::selfservice::flow::Flow;
+use crate::text;
+use crate::x::body_str;
+
+/// Why a submission did not complete.
+pub(crate) enum Failure {
+    /// The flow's UI now carries the messages; answer with the flow.
+    Form,
+    /// Something broke; answer with this error.
+    Error(ApiError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Error(e.into())
+    }
+}
+
+/// Checks identifier and password. Unknown identifiers cost a full hash verification, and
+/// both failures give the same message (4000006), so neither timing nor text tells whether
+/// an account exists.
+pub(crate) async fn login(
+    reg: &Registry,
+    flow: &mut Flow,
+    body: &Value,
+) -> Result<Identity, Failure> {
+    let identifier = body_str(body, "identifier")
+        .or_else(|| body_str(body, "password_identifier"))
+        .unwrap_or_default()
+        .to_string();
+    let password = body_str(body, "password").unwrap_or_default().to_string();
+    flow.ui.reset_messages();
+    flow.ui.refill(body);
+    if identifier.trim().is_empty() {
+        flow.ui
+            .add_message("identifier", text::missing_property("identifier"));
+    }
+    if password.is_empty() {
+        flow.ui
+            .add_message("password", text::missing_property("password"));
+    }
+    if identifier.trim().is_empty() || password.is_empty() {
+        return Err(Failure::Form);
+    }
+    let found = reg
+        .store
+        .find_credential("password", &normalize_identifier(&identifier))
+        .await?;
+    let hash = found.as_ref().and_then(|(_, c)| {
+        c.config
+            .get("hashed_password")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    let ok = reg.hasher.verify(Secret::new(password), hash).await;
+    let identity = match (ok, found) {
+        (true, Some((identity_id, _))) => reg.store.get_identity(identity_id, false).await?,
+        _ => None,
+    };
+    let Some(identity) = identity else {
+        flow.ui.messages.push(text::invalid_credentials());
+        return Err(Failure::Form);
+    };
+    if identity.state != State::Active {
+        flow.ui.messages.push(text::identity_disabled());
+        return Err(Failure::Form);
+    }
+    Ok(identity)
+}
+
+/// Validates traits against the identity schema and the password against the policy, then
+/// creates the identity with its password credential and addresses.
+pub(crate) async fn register(
+    reg: &Registry,
+    flow: &mut Flow,
+    body: &Value,
+) -> Result<Identity, Failure> {
+    let Some(schema) = reg.config.schemas().default_schema() else {
+        return Err(Failure::Error(ApiError::internal(
+            &"no default identity schema",
+        )));
+    };
+    let mut traits = body.get("traits").cloned().unwrap_or_else(|| json!({}));
+    schema.coerce_form_traits(&mut traits);
+    let password = body_str(body, "password").unwrap_or_default().to_string();
+    flow.ui.reset_messages();
+    flow.ui.refill(body);
+    let mut failed = false;
+    for (name, message) in schema.validate_traits(&traits) {
+        flow.ui.add_message(&name, message);
+        failed = true;
+    }
+    if password.is_empty() {
+        flow.ui
+            .add_message("password", text::missing_property("password"));
+        failed = true;
+    }
+    if failed {
+        return Err(Failure::Form);
+    }
+    let identifiers = schema.password_identifiers(&traits);
+    if identifiers.is_empty() {
+        flow.ui.messages.push(text::validation_generic(
+            "No login identifiers (e.g. email, phone number, username) were set. Contact an administrator, the identity schema is misconfigured.",
+        ));
+        return Err(Failure::Form);
+    }
+    for identifier in &identifiers {
+        if let Err(message) = reg.config.password_policy.check(identifier, &password) {
+            flow.ui.add_message("password", message);
+            return Err(Failure::Form);
+        }
+    }
+    let hashed = reg
+        .hasher
+        .hash(Secret::new(password))
+        .await
+        .map_err(|e| Failure::Error(e.into()))?;
+    let identity = new_identity(reg, schema.id(), traits, identifiers, hashed);
+    match reg.store.create_identity(&identity).await {
+        Ok(()) => Ok(identity),
+        Err(StoreError::Conflict) => {
+            flow.ui.messages.push(text::duplicate_credentials());
+            Err(Failure::Form)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// An identity with a password credential and the addresses its schema declares.
+pub(crate) fn new_identity(
+    reg: &Registry,
+    schema_id: &str,
+    traits: Value,
+    identifiers: Vec<String>,
+    hashed_password: String,
+) -> Identity {
+    let now = reg.now();
+    let mut identity = Identity::new(schema_id, traits, now);
+    if let Some(schema) = reg.config.schemas().get(schema_id) {
+        identity.set_addresses(
+            schema.verifiable_addresses(&identity.traits),
+            schema.recovery_addresses(&identity.traits),
+            now,
+        );
+    }
+    identity.credentials.insert(
+        "password".into(),
+        Credential {
+            id: portcullis_core::new_id(),
+            kind: "password".into(),
+            identifiers,
+            config: json!({ "hashed_password": hashed_password }),
+            version: 0,
+            created_at: now,
+            updated_at: now,
+        },
+    );
+    identity
+}

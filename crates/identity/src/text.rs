@@ -1,0 +1,203 @@
+//! Kratos's numbered UI messages (`uiText`): clients translate by `id`, so ids and texts match
+//! Kratos's `text/id.go` exactly.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// `info`, `error` or `success`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextType {
+    /// Informational (labels, hints).
+    Info,
+    /// A validation or flow error.
+    Error,
+    /// A completed action.
+    Success,
+}
+
+/// One message: `{id, text, type, context?}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Text {
+    /// Kratos's message id.
+    pub id: u32,
+    /// The English text.
+    pub text: String,
+    /// Its kind.
+    #[serde(rename = "type")]
+    pub kind: TextType,
+    /// Values interpolated into the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Value>,
+}
+
+impl Text {
+    fn info(id: u32, text: impl Into<String>, context: Option<Value>) -> Self {
+        Self {
+            id,
+            text: text.into(),
+            kind: TextType::Info,
+            context,
+        }
+    }
+
+    fn error(id: u32, text: impl Into<String>, context: Option<Value>) -> Self {
+        Self {
+            id,
+            text: text.into(),
+            kind: TextType::Error,
+            context,
+        }
+    }
+}
+
+/// 1010001 "Sign in".
+pub fn login() -> Text {
+    Text::info(1010001, "Sign in", None)
+}
+
+/// 1010022 "Sign in with password".
+pub fn login_with_password() -> Text {
+    Text::info(1010022, "Sign in with password", None)
+}
+
+/// 1040001 "Sign up".
+pub fn registration() -> Text {
+    Text::info(1040001, "Sign up", None)
+}
+
+/// 1070001 "Password".
+pub fn label_password() -> Text {
+    Text::info(1070001, "Password", None)
+}
+
+/// 1070002: a label taken from the identity schema's `title`.
+pub fn label_generated(title: &str, name: &str) -> Text {
+    Text::info(1070002, title, Some(json!({"title": title, "name": name})))
+}
+
+/// 1070004 "ID".
+pub fn label_id() -> Text {
+    Text::info(1070004, "ID", None)
+}
+
+/// 4000001: a validation error whose text is the reason.
+pub fn validation_generic(reason: impl Into<String>) -> Text {
+    let reason = reason.into();
+    Text::error(4000001, reason.clone(), Some(json!({"reason": reason})))
+}
+
+/// 4000002 "Property {x} is missing."
+pub fn missing_property(property: &str) -> Text {
+    Text::error(
+        4000002,
+        format!("Property {property} is missing."),
+        Some(json!({"property": property})),
+    )
+}
+
+/// 4000003 "length must be >= {n}, but got {m}".
+pub fn min_length(min: u64, actual: usize) -> Text {
+    Text::error(
+        4000003,
+        format!("length must be >= {min}, but got {actual}"),
+        Some(json!({"min_length": min, "actual_length": actual})),
+    )
+}
+
+/// 4000004 pattern mismatch.
+pub fn pattern_mismatch(pattern: &str) -> Text {
+    Text::error(
+        4000004,
+        format!("does not match pattern \"{pattern}\""),
+        Some(json!({"pattern": pattern})),
+    )
+}
+
+/// 4000005 "The password can not be used because {reason}."
+pub fn password_policy(reason: &str) -> Text {
+    Text::error(
+        4000005,
+        format!("The password can not be used because {reason}."),
+        Some(json!({"reason": reason})),
+    )
+}
+
+/// 4000006 invalid credentials (identical for unknown identifier and wrong password).
+pub fn invalid_credentials() -> Text {
+    Text::error(
+        4000006,
+        "The provided credentials are invalid, check for spelling mistakes in your password or username, email address, or phone number.",
+        None,
+    )
+}
+
+/// 4000007 duplicate identifier.
+pub fn duplicate_credentials() -> Text {
+    Text::error(
+        4000007,
+        "An account with the same identifier (email, phone, username, ...) exists already.",
+        None,
+    )
+}
+
+/// 4000031 password too similar to the identifier.
+pub fn password_identifier_similar() -> Text {
+    Text::error(
+        4000031,
+        "The password can not be used because it is too similar to the identifier.",
+        None,
+    )
+}
+
+/// 4000032 password too short.
+pub fn password_too_short(min: usize, actual: usize) -> Text {
+    Text::error(
+        4000032,
+        format!("The password must be at least {min} characters long, but got {actual}."),
+        Some(json!({"min_length": min, "actual_length": actual})),
+    )
+}
+
+/// 4010001 login flow expired.
+pub fn login_flow_expired(minutes_ago: f64, expired_at: &str) -> Text {
+    Text::error(
+        4010001,
+        format!("The login flow expired {minutes_ago:.2} minutes ago, please try again."),
+        Some(json!({"expired_at": expired_at})),
+    )
+}
+
+/// 4010011 the identity is disabled.
+pub fn identity_disabled() -> Text {
+    Text::error(
+        4010011,
+        "You cannot sign in because your account is disabled.",
+        None,
+    )
+}
+
+/// 4040001 registration flow expired.
+pub fn registration_flow_expired(minutes_ago: f64, expired_at: &str) -> Text {
+    Text::error(
+        4040001,
+        format!("The registration flow expired {minutes_ago:.2} minutes ago, please try again."),
+        Some(json!({"expired_at": expired_at})),
+    )
+}
+
+/// 4010002: no login method matched the submission.
+pub fn no_strategy_login() -> Text {
+    Text::error(
+        4010002,
+        "Could not find a strategy to log you in with. Did you fill out the form correctly?",
+        None,
+    )
+}
+
+/// A registration submission no method is responsible for (generic 4000001).
+pub fn no_strategy_registration() -> Text {
+    validation_generic(
+        "Could not find a strategy to sign you up with. Did you fill out the form correctly?",
+    )
+}

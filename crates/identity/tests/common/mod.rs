@@ -1,0 +1,247 @@
+//! Test harness: an identity server on ephemeral ports over a fresh database, a cookie-jar
+//! client, and validation of responses against Kratos's OpenAPI document.
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+
+use portcullis_db::Db;
+use portcullis_db::testing::TestDb;
+use portcullis_http::{Shutdown, bind, serve};
+use portcullis_identity::{Identity, IdentityConfig};
+use reqwest::cookie::Jar;
+use serde_json::{Value, json};
+
+/// `shared/reference`, beside the workspace.
+pub fn reference() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference")
+}
+
+/// A running server.
+pub struct Server {
+    pub public: String,
+    pub admin: String,
+    pub identity: Identity,
+    pub db: Db,
+    shutdown: Shutdown,
+    _db: TestDb,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// The kratos.yml the tests run with (tutorial-like), on the given base URLs.
+pub fn config_value(public: &str, admin: &str, lifespan: &str) -> Value {
+    let schema = reference().join("tutorial/kratos/identity.schema.json");
+    json!({
+        "dsn": "memory",
+        "serve": {"public": {"base_url": public}, "admin": {"base_url": admin}},
+        "selfservice": {
+            "default_browser_return_url": "http://127.0.0.1:4455/",
+            "allowed_return_urls": ["http://127.0.0.1:4455"],
+            "methods": {"password": {"enabled": true}},
+            "flows": {
+                "error": {"ui_url": "http://127.0.0.1:4455/error"},
+                "logout": {"after": {"default_browser_return_url": "http://127.0.0.1:4455/login"}},
+                "login": {"ui_url": "http://127.0.0.1:4455/login", "lifespan": lifespan},
+                "registration": {"ui_url": "http://127.0.0.1:4455/registration", "lifespan": lifespan,
+                    "after": {"password": {"hooks": [{"hook": "session"}]}}}
+            }
+        },
+        "identity": {"schemas": [{"id": "default", "url": format!("file://{}", schema.display())}]}
+    })
+}
+
+/// Starts a server on `db` (dev mode: cookies without `Secure`, as over plain HTTP).
+pub async fn start(db: TestDb) -> Server {
+    start_with(db, "10m", true).await
+}
+
+/// Starts a server with a flow lifespan and dev switch.
+pub async fn start_with(db: TestDb, lifespan: &str, dev: bool) -> Server {
+    start_config(db, |public, admin| {
+        IdentityConfig::from_value(
+            config_value(public, admin, lifespan),
+            "test kratos.yml",
+            Path::new("."),
+            dev,
+        )
+        .expect("config")
+    })
+    .await
+}
+
+/// Starts a server whose configuration `build` makes from the bound public and admin URLs.
+pub async fn start_config(db: TestDb, build: impl FnOnce(&str, &str) -> IdentityConfig) -> Server {
+    db.migrate(&[portcullis_identity::migrations()])
+        .await
+        .expect("migrate");
+    let public_l = bind("127.0.0.1:0".parse().unwrap(), "identity public")
+        .await
+        .expect("bind");
+    let admin_l = bind("127.0.0.1:0".parse().unwrap(), "identity admin")
+        .await
+        .expect("bind");
+    let public = format!("http://{}/", public_l.local_addr().unwrap());
+    let admin = format!("http://{}/", admin_l.local_addr().unwrap());
+    let config = build(&public, &admin);
+    let database: Db = (*db).clone();
+    let identity = Identity::new(database.clone(), config)
+        .await
+        .expect("identity");
+    let shutdown = Shutdown::new();
+    tokio::spawn(serve(
+        public_l,
+        identity.public_router(),
+        "identity public",
+        shutdown.clone(),
+    ));
+    tokio::spawn(serve(
+        admin_l,
+        identity.admin_router(),
+        "identity admin",
+        shutdown.clone(),
+    ));
+    let server = Server {
+        public: public.trim_end_matches('/').to_string(),
+        admin: admin.trim_end_matches('/').to_string(),
+        identity,
+        db: database,
+        shutdown,
+        _db: db,
+    };
+    // Readiness: poll instead of sleeping.
+    let probe = reqwest::Client::new();
+    for _ in 0..100 {
+        if probe
+            .get(format!("{}/health/ready", server.public))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return server;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("identity server did not become ready");
+}
+
+/// A browser: cookie jar, no automatic redirects.
+pub fn browser() -> (reqwest::Client, Arc<Jar>) {
+    let jar = Arc::new(Jar::default());
+    let client = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    (client, jar)
+}
+
+/// A client without cookies or redirects.
+pub fn native() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Kratos's OpenAPI components, with OpenAPI's `nullable` turned into JSON Schema's `null`.
+static COMPONENTS: LazyLock<Value> = LazyLock::new(|| {
+    let text = std::fs::read_to_string(reference().join("kratos/api.json")).expect("api.json");
+    let mut spec: Value = serde_json::from_str(&text).expect("api.json parses");
+    nullable_to_null(&mut spec);
+    spec["components"].clone()
+});
+
+fn nullable_to_null(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if map.get("nullable") == Some(&Value::Bool(true)) {
+                match map.get("type").cloned() {
+                    Some(Value::String(t)) => {
+                        map.insert("type".into(), json!([t, "null"]));
+                    }
+                    None if !map.contains_key("$ref") => {}
+                    _ => {}
+                }
+            }
+            for child in map.values_mut() {
+                nullable_to_null(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(nullable_to_null),
+        _ => {}
+    }
+}
+
+/// Asserts that `value` validates against `#/components/schemas/<name>` of Kratos's spec.
+pub fn assert_schema(name: &str, value: &Value) {
+    let schema = json!({
+        "$ref": format!("#/components/schemas/{name}"),
+        "components": *COMPONENTS,
+    });
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft4)
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("spec schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "response does not match {name}: {errors:#?}\n{value:#}"
+    );
+}
+
+/// The value of the `csrf_token` node.
+pub fn csrf_of(flow: &Value) -> String {
+    node(flow, "csrf_token")["attributes"]["value"]
+        .as_str()
+        .expect("csrf token")
+        .to_string()
+}
+
+/// The node called `name`.
+pub fn node<'a>(flow: &'a Value, name: &str) -> &'a Value {
+    flow["ui"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["attributes"]["name"] == name)
+        .unwrap_or_else(|| panic!("no node {name} in {flow:#}"))
+}
+
+/// The message ids on the form.
+pub fn form_message_ids(flow: &Value) -> Vec<i64> {
+    flow["ui"]["messages"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|t| t["id"].as_i64()).collect())
+        .unwrap_or_default()
+}
+
+/// Runs a scenario on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[tokio::test]
+            async fn sqlite() {
+                let db = portcullis_db::testing::TestDb::sqlite().await;
+                super::$scenario(db).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let Some(db) = portcullis_db::testing::TestDb::postgres().await else {
+                    return;
+                };
+                super::$scenario(db).await;
+            }
+        }
+    };
+}
