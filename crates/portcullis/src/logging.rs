@@ -1,5 +1,7 @@
 //! Structured logs with `tracing`: human-readable by default, JSON with `--log-format json`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{LogArgs, LogFormat};

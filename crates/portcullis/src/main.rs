@@ -13,7 +13,6 @@ async fn main() -> ExitCode {
     match portcullis::commands::run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
