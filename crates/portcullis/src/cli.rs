@@ -14,6 +14,9 @@ pub struct Cli {
     /// Logging options.
     #[command(flatten)]
     pub log: LogArgs,
+    /// Worker threads of the async runtime (default: one per CPU).
+    #[arg(long, global = true, env = "PORTCULLIS_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
     /// What to run.
     #[command(subcommand)]
     pub command: Command,

@@ -12,7 +12,8 @@ pub fn init(args: &LogArgs) {
         .unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx=warn,hyper=warn", args.log_level)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = match args.log_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.compact().try_init(),
