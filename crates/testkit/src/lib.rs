@@ -115,10 +115,10 @@ pub fn parse_form(html: &str) -> Option<HtmlForm> {
             .filter_map(|a| Some((a.get(1)?.as_str().to_string(), unescape(a.get(2)?.as_str()))))
             .collect();
         let get = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        if let (Some(name), Some(value)) = (get("name"), get("value")) {
-            if get("type").as_deref() != Some("submit") {
-                fields.push((name, value));
-            }
+        if let (Some(name), Some(value)) = (get("name"), get("value"))
+            && get("type").as_deref() != Some("submit")
+        {
+            fields.push((name, value));
         }
     }
     Some(HtmlForm { action, fields })
