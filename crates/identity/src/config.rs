@@ -3,6 +3,7 @@
 //! from it, then compiled into [`IdentityConfig`] — URLs parsed, durations converted, identity
 //! schemas loaded and compiled — so nothing is parsed per request.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -15,6 +16,8 @@ use url::Url;
 
 use crate::api::cors::Cors;
 use crate::cookie::{CookieOptions, SameSite};
+use crate::courier::CourierConfig;
+use crate::courier::smtp::SmtpConfig;
 use crate::error::IdentityError;
 use crate::hash::{Argon2Config, parse_byte_size_kib};
 use crate::schema::{IdentitySchema, SchemaError};
@@ -48,6 +51,10 @@ pub struct IdentityConfig {
     pub(crate) registration: FlowConfig,
     pub(crate) registration_enabled: bool,
     pub(crate) registration_session_hook: bool,
+    pub(crate) registration_profile_first: bool,
+    pub(crate) registration_show_verification_ui: bool,
+    pub(crate) login_revoke_active_sessions: bool,
+    pub(crate) login_require_verified_address: bool,
     pub(crate) logout_return_url: Url,
     pub(crate) error_ui_url: Url,
     pub(crate) session_lifespan: time::Duration,
@@ -61,6 +68,22 @@ pub struct IdentityConfig {
     pub(crate) argon2: Argon2Config,
     pub(crate) schemas: Arc<Schemas>,
     pub(crate) cors: Option<Cors>,
+    pub(crate) courier: CourierConfig,
+    pub(crate) verification: FlowConfig,
+    pub(crate) verification_enabled: bool,
+    pub(crate) recovery: FlowConfig,
+    pub(crate) recovery_enabled: bool,
+    pub(crate) settings: FlowConfig,
+    pub(crate) privileged_session_max_age: time::Duration,
+    pub(crate) code: CodeConfig,
+}
+
+/// `selfservice.methods.code`.
+#[derive(Debug, Clone)]
+pub(crate) struct CodeConfig {
+    pub enabled: bool,
+    pub lifespan: time::Duration,
+    pub max_submissions: i64,
 }
 
 /// Settings of one self-service flow kind.
@@ -70,6 +93,8 @@ pub(crate) struct FlowConfig {
     pub lifespan: time::Duration,
     /// `after.password.default_browser_return_url`, else `after.default_browser_return_url`.
     pub after_return_url: Option<Url>,
+    /// `notify_unknown_recipients` (verification and recovery).
+    pub notify_unknown_recipients: bool,
 }
 
 /// The identity schemas, compiled.
@@ -113,6 +138,32 @@ struct Raw {
     secrets: RawSecrets,
     hashers: RawHashers,
     identity: RawIdentity,
+    courier: RawCourier,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawCourier {
+    smtp: RawSmtp,
+    message_retries: Option<u32>,
+    worker: RawWorker,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawSmtp {
+    connection_uri: Option<String>,
+    from_address: Option<String>,
+    from_name: Option<String>,
+    headers: BTreeMap<String, String>,
+    local_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawWorker {
+    pull_count: Option<i64>,
+    pull_wait: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,6 +207,21 @@ struct RawSelfservice {
 #[serde(default)]
 struct RawMethods {
     password: RawPasswordMethod,
+    code: RawCodeMethod,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawCodeMethod {
+    enabled: Option<bool>,
+    config: RawCodeConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawCodeConfig {
+    lifespan: Option<String>,
+    max_submissions: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -179,6 +245,9 @@ struct RawFlows {
     registration: RawFlow,
     logout: RawFlow,
     error: RawFlow,
+    verification: RawFlow,
+    recovery: RawFlow,
+    settings: RawFlow,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -188,6 +257,10 @@ struct RawFlow {
     ui_url: Option<String>,
     lifespan: Option<String>,
     after: Value,
+    #[serde(rename = "use")]
+    method: Option<String>,
+    notify_unknown_recipients: Option<bool>,
+    privileged_session_max_age: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -308,6 +381,14 @@ impl IdentityConfig {
         })?;
         doc.validate_with(validator)
             .map_err(IdentityError::Invalid)?;
+        // Kratos ≥ 1.2 defaults `registration.style` to `profile_first`; files written for
+        // older versions (the tutorial's, our own `up`) expect the one-step form, so the
+        // two-step form is used only when the file asks for it.
+        let registration_profile_first = doc
+            .value
+            .pointer("/selfservice/flows/registration/style")
+            .and_then(Value::as_str)
+            == Some("profile_first");
         portcullis_config::fill_defaults(&mut doc.value, &SCHEMA);
         let raw: Raw = serde_json::from_value(doc.value.clone())
             .map_err(|e| doc.error_at("", format!("unexpected value: {e}")))?;
@@ -362,14 +443,49 @@ impl IdentityConfig {
             let after_return_url = after
                 .map(|u| url_at(&format!("{pointer}/after/default_browser_return_url"), u))
                 .transpose()?;
+            if f.method.as_deref().is_some_and(|m| m != "code") {
+                tracing::warn!(
+                    flow = name,
+                    "selfservice.flows.{name}.use = link is not supported yet; the code method is used"
+                );
+            }
             Ok(FlowConfig {
                 ui_url,
                 lifespan,
                 after_return_url,
+                notify_unknown_recipients: f.notify_unknown_recipients.unwrap_or(false),
             })
         };
         let login = flow("login", &ss.flows.login)?;
         let registration = flow("registration", &ss.flows.registration)?;
+        let verification = flow("verification", &ss.flows.verification)?;
+        let recovery = flow("recovery", &ss.flows.recovery)?;
+        let settings = flow("settings", &ss.flows.settings)?;
+        let privileged_session_max_age = parse_duration(
+            ss.flows
+                .settings
+                .privileged_session_max_age
+                .as_deref()
+                .unwrap_or("1h"),
+        )
+        .ok_or_else(|| {
+            IdentityError::from(doc.error_at(
+                "/selfservice/flows/settings/privileged_session_max_age",
+                "invalid duration",
+            ))
+        })?;
+        let code_method = &ss.methods.code;
+        let code = CodeConfig {
+            enabled: code_method.enabled.unwrap_or(true),
+            lifespan: parse_duration(code_method.config.lifespan.as_deref().unwrap_or("1h"))
+                .ok_or_else(|| {
+                    IdentityError::from(doc.error_at(
+                        "/selfservice/methods/code/config/lifespan",
+                        "invalid duration",
+                    ))
+                })?,
+            max_submissions: code_method.config.max_submissions.unwrap_or(5).max(1),
+        };
         let error_ui_url = url_at(
             "/selfservice/flows/error/ui_url",
             ss.flows
@@ -391,31 +507,17 @@ impl IdentityConfig {
             )?,
             None => default_return_url.clone(),
         };
-        for hook in ["/password/hooks", "/hooks"]
-            .iter()
-            .filter_map(|p| ss.flows.registration.after.pointer(p))
-            .filter_map(Value::as_array)
-            .flatten()
-            .filter_map(|h| h.get("hook").and_then(Value::as_str))
-            .filter(|h| *h != "session")
-        {
-            tracing::warn!(
-                hook,
-                "registration after-hook {hook} is not supported yet; ignored"
-            );
-        }
-        let registration_session_hook = ["/password/hooks", "/hooks"].iter().any(|p| {
-            ss.flows
-                .registration
-                .after
-                .pointer(p)
-                .and_then(Value::as_array)
-                .is_some_and(|hooks| {
-                    hooks
-                        .iter()
-                        .any(|h| h.get("hook").and_then(Value::as_str) == Some("session"))
-                })
-        });
+        let registration_hooks = after_hooks(
+            "registration",
+            &ss.flows.registration.after,
+            &["session", "show_verification_ui"],
+        );
+        let login_hooks = after_hooks(
+            "login",
+            &ss.flows.login.after,
+            &["revoke_active_sessions", "require_verified_address"],
+        );
+        let registration_session_hook = registration_hooks.iter().any(|h| h == "session");
 
         let session_lifespan = parse_duration(raw.session.lifespan.as_deref().unwrap_or("24h"))
             .ok_or_else(|| {
@@ -474,6 +576,7 @@ impl IdentityConfig {
         let argon2 = argon2_config(&raw.hashers, &doc)?;
 
         let schemas = load_schemas(&raw.identity, &doc, base_dir)?;
+        let courier = courier_config(&raw.courier, &doc)?;
 
         Ok(Self {
             origin: doc.origin().to_string(),
@@ -489,6 +592,14 @@ impl IdentityConfig {
             registration,
             registration_enabled: ss.flows.registration.enabled.unwrap_or(true),
             registration_session_hook,
+            registration_profile_first,
+            registration_show_verification_ui: registration_hooks
+                .iter()
+                .any(|h| h == "show_verification_ui"),
+            login_revoke_active_sessions: login_hooks.iter().any(|h| h == "revoke_active_sessions"),
+            login_require_verified_address: login_hooks
+                .iter()
+                .any(|h| h == "require_verified_address"),
             logout_return_url,
             error_ui_url,
             session_lifespan,
@@ -511,6 +622,14 @@ impl IdentityConfig {
                 .as_ref()
                 .filter(|c| c.enabled)
                 .map(cors),
+            courier,
+            verification,
+            verification_enabled: ss.flows.verification.enabled.unwrap_or(false),
+            recovery,
+            recovery_enabled: ss.flows.recovery.enabled.unwrap_or(false),
+            settings,
+            privileged_session_max_age,
+            code,
         })
     }
 
@@ -599,6 +718,29 @@ fn normalize_legacy(value: &mut Value) {
     }
 }
 
+/// The after-hooks of a flow (`after.hooks` and `after.password.hooks`); hooks outside
+/// `supported` are reported and ignored.
+fn after_hooks(flow: &str, after: &Value, supported: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for hook in ["/password/hooks", "/hooks"]
+        .iter()
+        .filter_map(|p| after.pointer(p))
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(|h| h.get("hook").and_then(Value::as_str))
+    {
+        if supported.contains(&hook) {
+            out.push(hook.to_string());
+        } else {
+            tracing::warn!(
+                hook,
+                "{flow} after-hook {hook} is not supported yet; ignored"
+            );
+        }
+    }
+    out
+}
+
 /// Kratos's CORS defaults for anything the file leaves out.
 fn cors(c: &RawCors) -> Cors {
     let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -662,6 +804,47 @@ fn normalize_dsn(dsn: &str) -> String {
     } else {
         format!("{base}?{}", kept.join("&"))
     }
+}
+
+fn courier_config(c: &RawCourier, doc: &Document) -> Result<CourierConfig, IdentityError> {
+    let smtp = c
+        .smtp
+        .connection_uri
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+        .map(|uri| {
+            SmtpConfig::parse(
+                uri,
+                c.smtp
+                    .from_address
+                    .clone()
+                    .unwrap_or_else(|| "no-reply@ory.kratos.sh".into()),
+                c.smtp.from_name.clone().filter(|n| !n.is_empty()),
+                c.smtp.headers.clone(),
+                c.smtp.local_name.clone().filter(|n| !n.is_empty()),
+            )
+            .map_err(|e| doc.error_at("/courier/smtp/connection_uri", e.to_string()))
+        })
+        .transpose()?;
+    if smtp.as_ref().is_some_and(|s| s.implicit_tls) {
+        tracing::warn!(
+            "courier.smtp.connection_uri uses smtps://, which this build cannot speak (no TLS); \
+             messages will fail and be abandoned — use smtp://…?disable_starttls=true"
+        );
+    }
+    let pull_wait = parse_duration(c.worker.pull_wait.as_deref().unwrap_or("1s"))
+        .and_then(|d| std::time::Duration::try_from(d).ok())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            IdentityError::from(doc.error_at("/courier/worker/pull_wait", "invalid duration"))
+        })?;
+    Ok(CourierConfig {
+        smtp,
+        message_retries: c.message_retries.unwrap_or(5),
+        pull_count: c.worker.pull_count.unwrap_or(10).max(1),
+        pull_wait,
+        retry_backoff: std::time::Duration::from_secs(1),
+    })
 }
 
 fn argon2_config(h: &RawHashers, doc: &Document) -> Result<Argon2Config, IdentityError> {

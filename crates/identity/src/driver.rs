@@ -23,6 +23,8 @@ pub(crate) struct Registry {
     pub store: SqlStore,
     pub hasher: Hasher,
     pub csrf_cookie_name: String,
+    /// Nudges the courier worker when a message is queued.
+    pub courier_wake: tokio::sync::Notify,
 }
 
 impl Registry {

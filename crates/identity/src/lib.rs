@@ -1,19 +1,25 @@
 //! The Kratos-compatible identity server: identities validated by JSON-schema identity
-//! schemas, password credentials hashed with argon2id, self-service login, registration and
-//! logout as browser flows (CSRF cookie + masked token, 303 to the UI, JSON when negotiated)
-//! and native API flows (session tokens), sessions, and the public and admin HTTP APIs.
+//! schemas, password credentials hashed with argon2id, self-service login (incl.
+//! `refresh=true`), registration (one-step or `profile_first`), logout, settings (profile and
+//! password, privileged sessions), verification and recovery (the `code` method) as browser
+//! flows (CSRF cookie + masked token, 303 to the UI, JSON when negotiated) and native API
+//! flows (session tokens), sessions, the public and admin HTTP APIs, and a courier that
+//! delivers e-mail over SMTP.
 //!
 //! Key decision: Kratos's wire contract is the specification — flow, UI node, session,
 //! identity and error JSON, message ids, status codes, cookie names — while the internals are
 //! our own: `kratos.yml` is compiled once into an immutable [`IdentityConfig`], flows are
 //! stored rows whose UI is data, storage is one SQL implementation of small per-capability
-//! store traits over SQLite or PostgreSQL, and session tokens are kept only as digests. The
-//! same session check backs `/sessions/whoami` and the in-process [`Identity::whoami`] that
-//! the access proxy calls inside `portcullis up`.
+//! store traits over SQLite or PostgreSQL, and session tokens and one-time codes are kept only
+//! as digests. Flows never send mail themselves: they queue it in the database outbox and the
+//! worker started by [`Identity::spawn_courier`] delivers it, with retries. The same session
+//! check backs `/sessions/whoami` and the in-process [`Identity::whoami`] that the access
+//! proxy calls inside `portcullis up`.
 
 pub mod api;
 pub mod config;
 pub mod cookie;
+pub mod courier;
 pub mod csrf;
 pub(crate) mod driver;
 pub mod error;
@@ -78,6 +84,7 @@ impl Identity {
                 store: SqlStore::new(db),
                 hasher,
                 csrf_cookie_name,
+                courier_wake: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -90,6 +97,16 @@ impl Identity {
     /// The admin API (Kratos's port 4434), with and without the `/admin` prefix.
     pub fn admin_router(&self) -> axum::Router {
         api::admin::router(self.reg.clone())
+    }
+
+    /// Starts the courier worker (Kratos's `--watch-courier`): it delivers queued messages
+    /// over `courier.smtp` until `shutdown` fires. Run one per process; several processes on
+    /// one database share the outbox safely.
+    pub fn spawn_courier(
+        &self,
+        shutdown: portcullis_http::Shutdown,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(courier::run(self.reg.clone(), shutdown))
     }
 
     /// The configuration the server runs with.

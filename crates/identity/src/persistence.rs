@@ -44,6 +44,9 @@ pub trait IdentityStore: Send + Sync {
     async fn get_identity(&self, id: Uuid, with_credentials: bool) -> Result<Option<Identity>>;
     /// A page of identities, oldest first.
     async fn list_identities(&self, limit: i64, offset: i64) -> Result<Vec<Identity>>;
+    /// Replaces an identity's traits, state, metadata, credentials and addresses (the
+    /// identity must have been loaded with its credentials, or they are dropped).
+    async fn update_identity(&self, identity: &Identity) -> Result<()>;
     /// Deletes an identity (and, by cascade, its credentials and sessions).
     async fn delete_identity(&self, id: Uuid) -> Result<bool>;
     /// The identity id and credential holding login `identifier` for credential `kind`.
@@ -68,6 +71,8 @@ pub trait SessionStore: Send + Sync {
     async fn session_by_token(&self, token_hash: &str) -> Result<Option<Session>>;
     /// The session whose logout token digest is `logout_hash`.
     async fn session_by_logout_token(&self, logout_hash: &str) -> Result<Option<Session>>;
+    /// Records a fresh authentication on a session (login with `refresh=true`).
+    async fn refresh_session(&self, session: &Session) -> Result<()>;
     /// Marks a session revoked.
     async fn revoke_session(&self, id: Uuid) -> Result<()>;
     /// A session by id, with its identity.
@@ -86,7 +91,7 @@ pub trait FlowStore: Send + Sync {
     async fn create_flow(&self, flow: &Flow) -> Result<()>;
     /// Loads a flow of `kind`.
     async fn get_flow(&self, kind: Kind, id: Uuid) -> Result<Option<Flow>>;
-    /// Saves a flow's mutable parts (ui, state, active method, csrf token).
+    /// Saves a flow's mutable parts (ui, state, active method, csrf token, expiry).
     async fn update_flow(&self, flow: &Flow) -> Result<()>;
 }
 
@@ -109,6 +114,11 @@ impl SqlStore {
     /// Wraps a migrated database.
     pub fn new(db: Db) -> Self {
         Self { db }
+    }
+
+    /// The connection pool (for stores in other modules).
+    pub(crate) fn pool(&self) -> &sqlx::AnyPool {
+        self.db.pool()
     }
 
     /// Whether the database answers.
@@ -266,6 +276,82 @@ fn opt_json_text(v: &Option<Value>) -> Option<String> {
     v.as_ref().map(Value::to_string)
 }
 
+impl SqlStore {
+    /// Inserts an identity's credentials (with identifiers) and addresses.
+    async fn insert_parts(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        identity: &Identity,
+    ) -> Result<()> {
+        let id = identity.id.to_string();
+        for cred in identity.credentials.values() {
+            sqlx::query(
+                "INSERT INTO identity_credentials (id, identity_id, type, config, version, \
+                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(cred.id.to_string())
+            .bind(&id)
+            .bind(&cred.kind)
+            .bind(cred.config.to_string())
+            .bind(cred.version)
+            .bind(ms(cred.created_at))
+            .bind(ms(cred.updated_at))
+            .execute(&mut **tx)
+            .await
+            .map_err(conflict_or)?;
+            for identifier in &cred.identifiers {
+                sqlx::query(
+                    "INSERT INTO identity_credential_identifiers (id, credential_id, identity_id, \
+                     type, identifier, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(portcullis_core::new_id().to_string())
+                .bind(cred.id.to_string())
+                .bind(&id)
+                .bind(&cred.kind)
+                .bind(identifier)
+                .bind(ms(cred.created_at))
+                .execute(&mut **tx)
+                .await
+                .map_err(conflict_or)?;
+            }
+        }
+        for a in &identity.verifiable_addresses {
+            sqlx::query(
+                "INSERT INTO identity_verifiable_addresses (id, identity_id, via, value, verified, \
+                 verified_at, status, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(a.id.to_string())
+            .bind(&id)
+            .bind(&a.via)
+            .bind(&a.value)
+            .bind(i64::from(a.verified))
+            .bind(a.verified_at.map(ms))
+            .bind(&a.status)
+            .bind(ms(a.created_at))
+            .bind(ms(a.updated_at))
+            .execute(&mut **tx)
+            .await
+            .map_err(conflict_or)?;
+        }
+        for a in &identity.recovery_addresses {
+            sqlx::query(
+                "INSERT INTO identity_recovery_addresses (id, identity_id, via, value, created_at, \
+                 updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(a.id.to_string())
+            .bind(&id)
+            .bind(&a.via)
+            .bind(&a.value)
+            .bind(ms(a.created_at))
+            .bind(ms(a.updated_at))
+            .execute(&mut **tx)
+            .await
+            .map_err(conflict_or)?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl IdentityStore for SqlStore {
     async fn create_identity(&self, identity: &Identity) -> Result<()> {
@@ -289,71 +375,7 @@ impl IdentityStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(conflict_or)?;
-        for cred in identity.credentials.values() {
-            sqlx::query(
-                "INSERT INTO identity_credentials (id, identity_id, type, config, version, \
-                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(cred.id.to_string())
-            .bind(&id)
-            .bind(&cred.kind)
-            .bind(cred.config.to_string())
-            .bind(cred.version)
-            .bind(ms(cred.created_at))
-            .bind(ms(cred.updated_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(conflict_or)?;
-            for identifier in &cred.identifiers {
-                sqlx::query(
-                    "INSERT INTO identity_credential_identifiers (id, credential_id, identity_id, \
-                     type, identifier, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(portcullis_core::new_id().to_string())
-                .bind(cred.id.to_string())
-                .bind(&id)
-                .bind(&cred.kind)
-                .bind(identifier)
-                .bind(ms(cred.created_at))
-                .execute(&mut *tx)
-                .await
-                .map_err(conflict_or)?;
-            }
-        }
-        for a in &identity.verifiable_addresses {
-            sqlx::query(
-                "INSERT INTO identity_verifiable_addresses (id, identity_id, via, value, verified, \
-                 verified_at, status, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(a.id.to_string())
-            .bind(&id)
-            .bind(&a.via)
-            .bind(&a.value)
-            .bind(i64::from(a.verified))
-            .bind(a.verified_at.map(ms))
-            .bind(&a.status)
-            .bind(ms(a.created_at))
-            .bind(ms(a.updated_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(conflict_or)?;
-        }
-        for a in &identity.recovery_addresses {
-            sqlx::query(
-                "INSERT INTO identity_recovery_addresses (id, identity_id, via, value, created_at, \
-                 updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(a.id.to_string())
-            .bind(&id)
-            .bind(&a.via)
-            .bind(&a.value)
-            .bind(ms(a.created_at))
-            .bind(ms(a.updated_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(conflict_or)?;
-        }
+        Self::insert_parts(&mut tx, identity).await?;
         tx.commit().await.map_err(conflict_or)?;
         Ok(())
     }
@@ -386,6 +408,42 @@ impl IdentityStore for SqlStore {
             out.push(identity);
         }
         Ok(out)
+    }
+
+    async fn update_identity(&self, identity: &Identity) -> Result<()> {
+        let mut tx = self.db.pool().begin().await?;
+        let id = identity.id.to_string();
+        sqlx::query(
+            "UPDATE identities SET schema_id = $1, state = $2, traits = $3, metadata_public = $4, \
+             metadata_admin = $5, external_id = $6, state_changed_at = $7, updated_at = $8 \
+             WHERE id = $9",
+        )
+        .bind(&identity.schema_id)
+        .bind(identity.state.as_str())
+        .bind(identity.traits.to_string())
+        .bind(opt_json_text(&identity.metadata_public))
+        .bind(opt_json_text(&identity.metadata_admin))
+        .bind(identity.external_id.clone())
+        .bind(identity.state_changed_at.map(ms))
+        .bind(ms(identity.updated_at))
+        .bind(&id)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_or)?;
+        for table in [
+            "identity_credential_identifiers",
+            "identity_credentials",
+            "identity_verifiable_addresses",
+            "identity_recovery_addresses",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE identity_id = $1"))
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Self::insert_parts(&mut tx, identity).await?;
+        tx.commit().await.map_err(conflict_or)?;
+        Ok(())
     }
 
     async fn delete_identity(&self, id: Uuid) -> Result<bool> {
@@ -524,6 +582,22 @@ impl SessionStore for SqlStore {
         self.session_where("logout_token_hash", logout_hash).await
     }
 
+    async fn refresh_session(&self, session: &Session) -> Result<()> {
+        let methods = serde_json::to_string(&session.authentication_methods)
+            .map_err(|_| StoreError::Corrupt("authentication methods"))?;
+        sqlx::query(
+            "UPDATE sessions SET authenticated_at = $1, authentication_methods = $2, \
+             expires_at = $3, updated_at = $1 WHERE id = $4",
+        )
+        .bind(ms(session.authenticated_at))
+        .bind(methods)
+        .bind(ms(session.expires_at))
+        .bind(session.id.to_string())
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
+    }
+
     async fn revoke_session(&self, id: Uuid) -> Result<()> {
         sqlx::query("UPDATE sessions SET active = 0, updated_at = $1 WHERE id = $2")
             .bind(ms(OffsetDateTime::now_utc()))
@@ -578,8 +652,8 @@ impl FlowStore for SqlStore {
         sqlx::query(
             "INSERT INTO selfservice_flows (id, kind, type, state, csrf_token, request_url, \
              return_to, active_method, identity_schema, refresh, ui, issued_at, expires_at, \
-             created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             created_at, updated_at, identity_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(flow.id.to_string())
         .bind(flow.kind.as_str())
@@ -596,6 +670,7 @@ impl FlowStore for SqlStore {
         .bind(ms(flow.expires_at))
         .bind(ms(flow.created_at))
         .bind(ms(flow.updated_at))
+        .bind(flow.identity_id.map(|i| i.to_string()))
         .execute(self.db.pool())
         .await?;
         Ok(())
@@ -604,8 +679,8 @@ impl FlowStore for SqlStore {
     async fn get_flow(&self, kind: Kind, id: Uuid) -> Result<Option<Flow>> {
         let row = sqlx::query(
             "SELECT id, type, state, csrf_token, request_url, return_to, active_method, \
-             identity_schema, refresh, ui, issued_at, expires_at, created_at, updated_at \
-             FROM selfservice_flows WHERE id = $1 AND kind = $2",
+             identity_schema, refresh, ui, issued_at, expires_at, created_at, updated_at, \
+             identity_id FROM selfservice_flows WHERE id = $1 AND kind = $2",
         )
         .bind(id.to_string())
         .bind(kind.as_str())
@@ -624,6 +699,11 @@ impl FlowStore for SqlStore {
             active: r.try_get("active_method")?,
             identity_schema: r.try_get("identity_schema")?,
             refresh: r.try_get::<i64, _>("refresh")? != 0,
+            identity_id: r
+                .try_get::<Option<String>, _>("identity_id")?
+                .map(|i| Uuid::parse_str(&i).map_err(|_| StoreError::Corrupt("uuid")))
+                .transpose()?,
+            identity: None,
             ui: serde_json::from_value(json_col(&r, "ui")?)
                 .map_err(|_| StoreError::Corrupt("flow ui"))?,
             issued_at: time_col(&r, "issued_at")?,
@@ -637,13 +717,14 @@ impl FlowStore for SqlStore {
         let ui = serde_json::to_string(&flow.ui).map_err(|_| StoreError::Corrupt("flow ui"))?;
         sqlx::query(
             "UPDATE selfservice_flows SET state = $1, csrf_token = $2, active_method = $3, \
-             ui = $4, updated_at = $5 WHERE id = $6",
+             ui = $4, updated_at = $5, expires_at = $6 WHERE id = $7",
         )
         .bind(&flow.state)
         .bind(&flow.csrf_token)
         .bind(flow.active.clone())
         .bind(ui)
         .bind(ms(flow.updated_at))
+        .bind(ms(flow.expires_at))
         .bind(flow.id.to_string())
         .execute(self.db.pool())
         .await?;

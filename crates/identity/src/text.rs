@@ -41,6 +41,15 @@ impl Text {
         }
     }
 
+    fn success(id: u32, text: impl Into<String>, context: Option<Value>) -> Self {
+        Self {
+            id,
+            text: text.into(),
+            kind: TextType::Success,
+            context,
+        }
+    }
+
     fn error(id: u32, text: impl Into<String>, context: Option<Value>) -> Self {
         Self {
             id,
@@ -200,4 +209,163 @@ pub fn no_strategy_registration() -> Text {
     validation_generic(
         "Could not find a strategy to sign you up with. Did you fill out the form correctly?",
     )
+}
+
+/// 1070007 "Email".
+pub fn label_email() -> Text {
+    Text::info(1070007, "Email", None)
+}
+
+/// 1070008 "Resend code".
+pub fn resend_code() -> Text {
+    Text::info(1070008, "Resend code", None)
+}
+
+/// 1070009 "Continue".
+pub fn continue_() -> Text {
+    Text::info(1070009, "Continue", None)
+}
+
+/// 1070010 "Recovery code".
+pub fn label_recovery_code() -> Text {
+    Text::info(1070010, "Recovery code", None)
+}
+
+/// 1070011 "Verification code".
+pub fn label_verification_code() -> Text {
+    Text::info(1070011, "Verification code", None)
+}
+
+/// 1060003: a recovery code was sent.
+pub fn recovery_email_with_code_sent() -> Text {
+    Text::info(
+        1060003,
+        "An email containing a recovery code has been sent to the email address you provided. If you have not received an email, check the spelling of the address and make sure to use the address you registered with.",
+        None,
+    )
+}
+
+/// 1060001: recovered; the settings flow stays privileged until `expires_at`.
+pub fn recovery_successful(
+    privileged_until: time::OffsetDateTime,
+    now: time::OffsetDateTime,
+) -> Text {
+    let minutes = ((privileged_until - now).whole_seconds().max(0) + 59) / 60;
+    Text::success(
+        1060001,
+        format!(
+            "You successfully recovered your account. Please change your password or set up an alternative login method (e.g. social sign in) within the next {minutes} minutes."
+        ),
+        Some(json!({"privileged_session_expires_at_unix": privileged_until.unix_timestamp()})),
+    )
+}
+
+/// 1080003: a verification code was sent.
+pub fn verification_email_with_code_sent() -> Text {
+    Text::info(
+        1080003,
+        "An email containing a verification code has been sent to the email address you provided. If you have not received an email, check the spelling of the address and make sure to use the address you registered with.",
+        None,
+    )
+}
+
+/// 1080002: the address is verified.
+pub fn verification_success() -> Text {
+    Text::success(
+        1080002,
+        "You successfully verified your email address.",
+        None,
+    )
+}
+
+/// 1050001: settings saved.
+pub fn settings_saved() -> Text {
+    Text::success(1050001, "Your changes have been saved!", None)
+}
+
+/// 4000010: login refused until an address is verified.
+pub fn address_not_verified() -> Text {
+    Text::error(
+        4000010,
+        "Account not active yet. Did you forget to verify your email address?",
+        None,
+    )
+}
+
+/// 4060001 / 4070002: the flow already succeeded.
+pub fn retry_success(recovery: bool) -> Text {
+    Text::error(
+        if recovery { 4060001 } else { 4070002 },
+        "The request was already completed successfully and can not be retried.",
+        None,
+    )
+}
+
+/// 4060005 recovery flow expired.
+pub fn recovery_flow_expired(minutes_ago: f64, expired_at: &str) -> Text {
+    Text::error(
+        4060005,
+        format!("The recovery flow expired {minutes_ago:.2} minutes ago, please try again."),
+        Some(json!({"expired_at": expired_at})),
+    )
+}
+
+/// 4070005 verification flow expired.
+pub fn verification_flow_expired(minutes_ago: f64, expired_at: &str) -> Text {
+    Text::error(
+        4070005,
+        format!("The verification flow expired {minutes_ago:.2} minutes ago, please try again."),
+        Some(json!({"expired_at": expired_at})),
+    )
+}
+
+/// 4060006 wrong, used or expired recovery code.
+pub fn recovery_code_invalid() -> Text {
+    Text::error(
+        4060006,
+        "The recovery code is invalid or has already been used. Please try again.",
+        None,
+    )
+}
+
+/// 4070006 wrong, used or expired verification code.
+pub fn verification_code_invalid() -> Text {
+    Text::error(
+        4070006,
+        "The verification code is invalid or has already been used. Please try again.",
+        None,
+    )
+}
+
+/// 4000040 "Enter a valid email address".
+pub fn invalid_email() -> Text {
+    Text::error(4000040, "Enter a valid email address", None)
+}
+
+/// 1070003 "Save".
+pub fn save() -> Text {
+    Text::info(1070003, "Save", None)
+}
+
+/// 1010003: a refresh login asks the user to confirm it is them.
+pub fn login_re_auth() -> Text {
+    Text::info(
+        1010003,
+        "Please confirm this action by verifying that it is you.",
+        None,
+    )
+}
+
+/// 4050001 settings flow expired.
+pub fn settings_flow_expired(minutes_ago: f64, expired_at: &str) -> Text {
+    Text::error(
+        4050001,
+        format!("The settings flow expired {minutes_ago:.2} minutes ago, please try again."),
+        Some(json!({"expired_at": expired_at})),
+    )
+}
+
+/// 1040008 "Back".
+pub fn back() -> Text {
+    Text::info(1040008, "Back", None)
 }

@@ -17,6 +17,8 @@ pub enum Group {
     Password,
     /// Profile traits.
     Profile,
+    /// The one-time code method (verification, recovery).
+    Code,
 }
 
 /// A node's attributes, discriminated by `node_type` as in the OpenAPI spec.
@@ -117,6 +119,15 @@ impl Node {
         node
     }
 
+    /// A submit button named `name` carrying `value` (e.g. the resend button `email`).
+    pub fn button(group: Group, name: &str, value: Value, label: Text) -> Self {
+        let mut node = Self::input(group, name, "submit").value(value);
+        let Attributes::Input(a) = &mut node.attributes;
+        a.label = Some(label.clone());
+        node.meta.label = Some(label);
+        node
+    }
+
     /// Marks the field required.
     pub fn required(mut self) -> Self {
         let Attributes::Input(a) = &mut self.attributes;
@@ -129,6 +140,11 @@ impl Node {
         let Attributes::Input(a) = &mut self.attributes;
         a.value = Some(value);
         self
+    }
+
+    /// Sets a string value.
+    pub fn value_str(self, value: &str) -> Self {
+        self.value(Value::String(value.into()))
     }
 
     /// Sets the autocomplete hint.

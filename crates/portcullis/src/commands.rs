@@ -156,11 +156,29 @@ async fn identity(args: IdentityArgs) -> anyhow::Result<()> {
     let db = Db::connect(&config.dsn().unwrap_or(default_db)).await?;
     db.migrate(&[portcullis_identity::migrations()]).await?;
     let identity = portcullis_identity::Identity::new(db, config).await?;
-    serve_all(vec![
-        (public, identity.public_router(), "identity public API"),
-        (admin, identity.admin_router(), "identity admin API"),
-    ])
-    .await
+    let shutdown = shutdown_on_signals();
+    let mut tasks = JoinSet::new();
+    // As `kratos serve --watch-courier`: queued mail is sent by this process.
+    let courier = identity.spawn_courier(shutdown.clone());
+    tasks.spawn(async move {
+        if let Err(e) = courier.await {
+            tracing::error!("courier stopped: {e}");
+        }
+        Ok(())
+    });
+    tasks.spawn(serve(
+        public,
+        identity.public_router(),
+        "identity public API",
+        shutdown.clone(),
+    ));
+    tasks.spawn(serve(
+        admin,
+        identity.admin_router(),
+        "identity admin API",
+        shutdown.clone(),
+    ));
+    wait_all(tasks, &shutdown).await
 }
 
 async fn ui(args: UiArgs) -> anyhow::Result<()> {

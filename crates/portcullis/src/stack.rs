@@ -287,6 +287,14 @@ impl Stack {
 
         let shutdown = Shutdown::new();
         let mut tasks = JoinSet::new();
+        // The courier sends queued recovery/verification mail to the mail catcher.
+        let courier = identity.spawn_courier(shutdown.clone());
+        tasks.spawn(async move {
+            if let Err(e) = courier.await {
+                tracing::error!("courier stopped: {e}");
+            }
+            Ok(())
+        });
         let Listeners {
             gateway: l_gateway,
             gateway_admin: l_gateway_admin,

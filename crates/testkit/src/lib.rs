@@ -2,6 +2,8 @@
 //! `127.0.0.1:0`, on a fresh SQLite or PostgreSQL database, and hands out HTTP clients that
 //! behave like a browser (cookie jar, redirects observed rather than followed).
 
+pub mod webdriver;
+
 use std::net::{IpAddr, Ipv4Addr};
 
 use portcullis::cli::Ports;

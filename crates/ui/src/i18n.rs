@@ -225,6 +225,39 @@ const GERMAN_PHRASES: &[(&str, &str)] = &[
         "Dieser Fehlerbericht existiert nicht oder ist nicht mehr verfügbar.",
     ),
     ("Unusable redirect", "Unbrauchbare Weiterleitung"),
+    ("Your sessions", "Ihre Sitzungen"),
+    ("This browser", "Dieser Browser"),
+    ("Other sessions", "Andere Sitzungen"),
+    ("Device", "Gerät"),
+    ("IP address", "IP-Adresse"),
+    ("Sign out", "Abmelden"),
+    (
+        "Sign out all other sessions",
+        "Alle anderen Sitzungen abmelden",
+    ),
+    (
+        "You are not signed in anywhere else.",
+        "Sie sind nirgendwo sonst angemeldet.",
+    ),
+    (
+        "The session was signed out.",
+        "Die Sitzung wurde abgemeldet.",
+    ),
+    (
+        "All other sessions were signed out.",
+        "Alle anderen Sitzungen wurden abgemeldet.",
+    ),
+    ("Request refused", "Anfrage abgelehnt"),
+    (
+        "Sessions can only be signed out from this site's own sessions page.",
+        "Sitzungen können nur auf der Sitzungsseite dieser Website abgemeldet werden.",
+    ),
+    ("Unknown device", "Unbekanntes Gerät"),
+    ("This link does not work", "Dieser Link funktioniert nicht"),
+    (
+        "The address you followed is incomplete or broken. Start again to get a fresh form.",
+        "Die aufgerufene Adresse ist unvollständig oder fehlerhaft. Beginnen Sie neu, um ein frisches Formular zu erhalten.",
+    ),
     (
         "The identity server asked to send you to an address that is not a valid URL.",
         "Der Identitätsserver wollte Sie an eine Adresse weiterleiten, die keine gültige URL ist.",

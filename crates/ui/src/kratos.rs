@@ -8,8 +8,9 @@
 use std::time::Duration;
 
 use axum::body::Body;
+use bytes::Bytes;
 use http::header::{ACCEPT, COOKIE, SET_COOKIE};
-use http::{HeaderValue, Request, StatusCode};
+use http::{HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use portcullis_http::{UpstreamClient, upstream_client};
 use serde::Deserialize;
@@ -110,12 +111,18 @@ pub struct Reply<T> {
     pub set_cookies: Vec<HeaderValue>,
 }
 
-/// `GET /sessions/whoami`: the fields the welcome page shows.
+/// A session as `GET /sessions/whoami` and `GET /sessions` return it: the fields the pages show.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Session {
     /// Session id.
     #[serde(default)]
     pub id: Option<String>,
+    /// When the session was issued (RFC 3339).
+    #[serde(default)]
+    pub issued_at: Option<String>,
+    /// The devices (browsers) that used the session.
+    #[serde(default)]
+    pub devices: Option<Vec<Device>>,
     /// When the session expires (RFC 3339).
     #[serde(default)]
     pub expires_at: Option<String>,
@@ -131,6 +138,20 @@ pub struct Session {
     /// The identity.
     #[serde(default)]
     pub identity: Option<SessionIdentity>,
+}
+
+/// One entry of a session's `devices`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Device {
+    /// The client's IP address.
+    #[serde(default)]
+    pub ip_address: Option<String>,
+    /// The browser's `User-Agent`.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// A coarse location, when the server knows one.
+    #[serde(default)]
+    pub location: Option<String>,
 }
 
 /// One entry of `authentication_methods`.
@@ -206,6 +227,45 @@ impl KratosClient {
         self.get("sessions/whoami", &[], cookie).await
     }
 
+    /// `GET /sessions`: the caller's other active sessions (the current one is not listed).
+    pub async fn list_my_sessions(
+        &self,
+        cookie: Option<&str>,
+    ) -> Result<Reply<Vec<Session>>, KratosError> {
+        self.get("sessions", &[], cookie).await
+    }
+
+    /// `DELETE /sessions/{id}`: revokes one of the caller's other sessions.
+    pub async fn disable_my_session(
+        &self,
+        id: &str,
+        cookie: Option<&str>,
+    ) -> Result<Reply<()>, KratosError> {
+        let mut url = endpoint(&self.public_url, "sessions", &[]);
+        // One segment whatever the id holds: `push` percent-encodes `/`, `?` and `#`.
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.push(id);
+        }
+        let (_, set_cookies) = self.send(Method::DELETE, url, cookie).await?;
+        Ok(Reply {
+            body: (),
+            set_cookies,
+        })
+    }
+
+    /// `DELETE /sessions`: revokes all of the caller's other sessions.
+    pub async fn disable_my_other_sessions(
+        &self,
+        cookie: Option<&str>,
+    ) -> Result<Reply<()>, KratosError> {
+        let url = endpoint(&self.public_url, "sessions", &[]);
+        let (_, set_cookies) = self.send(Method::DELETE, url, cookie).await?;
+        Ok(Reply {
+            body: (),
+            set_cookies,
+        })
+    }
+
     /// `GET /self-service/logout/browser`, optionally with `return_to`.
     pub async fn create_browser_logout_flow(
         &self,
@@ -234,11 +294,31 @@ impl KratosClient {
     ) -> Result<Reply<T>, KratosError> {
         let url = endpoint(&self.public_url, path, query);
         let shown = url.to_string();
+        let (bytes, set_cookies) = self.send(Method::GET, url, cookie).await?;
+        let body = serde_json::from_slice(&bytes).map_err(|e| KratosError::Malformed {
+            url: shown,
+            reason: e.to_string(),
+        })?;
+        Ok(Reply { body, set_cookies })
+    }
+
+    /// Sends one request; a success status yields the body and the `Set-Cookie` headers,
+    /// any other status the API error it carries.
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        cookie: Option<&str>,
+    ) -> Result<(Bytes, Vec<HeaderValue>), KratosError> {
+        let shown = url.to_string();
         let unreachable = |reason: String| KratosError::Unreachable {
             url: shown.clone(),
             reason,
         };
-        let mut builder = Request::get(url.as_str()).header(ACCEPT, "application/json");
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(url.as_str())
+            .header(ACCEPT, "application/json");
         if let Some(cookie) = cookie {
             builder = builder.header(COOKIE, cookie);
         }
@@ -278,12 +358,8 @@ impl KratosClient {
                 redirect_browser_to,
             });
         }
-        let body = serde_json::from_slice(&bytes).map_err(|e| KratosError::Malformed {
-            url: shown,
-            reason: e.to_string(),
-        })?;
         let set_cookies = parts.headers.get_all(SET_COOKIE).iter().cloned().collect();
-        Ok(Reply { body, set_cookies })
+        Ok((bytes, set_cookies))
     }
 }
 

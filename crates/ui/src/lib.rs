@@ -1,5 +1,6 @@
 //! The self-service pages a person sees: sign in, sign up, recovery, verification, settings,
-//! welcome, error and logout, served by the binary on `:4455`.
+//! sessions (list and revoke your own), welcome, error and logout, served by the binary on
+//! `:4455`.
 //!
 //! Key decision: the UI speaks **only the identity server's public HTTP API**, exactly as
 //! Ory's kratos-selfservice-ui-node does, so it works unchanged against Portcullis' identity

@@ -19,6 +19,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("flow.html", include_str!("../templates/flow.html")),
     ("welcome.html", include_str!("../templates/welcome.html")),
     ("error.html", include_str!("../templates/error.html")),
+    ("sessions.html", include_str!("../templates/sessions.html")),
 ];
 
 /// The stylesheet served at `/assets/portcullis.css`.
@@ -127,6 +128,19 @@ fn render(template: &str, context: impl Serialize) -> Result<String, minijinja::
             minijinja::ErrorKind::InvalidOperation,
             format!("templates failed to load: {error}"),
         )),
+    }
+}
+
+/// An RFC 3339 UTC timestamp as people read it, `2026-11-28 12:39 UTC`; anything else unchanged.
+pub fn timestamp(rfc3339: &str) -> String {
+    let bytes = rfc3339.as_bytes();
+    let shaped = bytes.len() >= 17
+        && rfc3339.ends_with('Z')
+        && bytes.get(10) == Some(&b'T')
+        && bytes.get(13) == Some(&b':');
+    match (shaped, rfc3339.get(..10), rfc3339.get(11..16)) {
+        (true, Some(date), Some(time)) => format!("{date} {time} UTC"),
+        _ => rfc3339.to_string(),
     }
 }
 
@@ -240,6 +254,20 @@ impl IntoResponse for ErrorPage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_read_well() {
+        assert_eq!(
+            timestamp("2026-11-28T12:39:14.878Z"),
+            "2026-11-28 12:39 UTC"
+        );
+        assert_eq!(timestamp("2026-11-28T12:39:14Z"), "2026-11-28 12:39 UTC");
+        assert_eq!(
+            timestamp("2026-11-28T12:39:14+01:00"),
+            "2026-11-28T12:39:14+01:00"
+        );
+        assert_eq!(timestamp("soon"), "soon");
+    }
 
     #[test]
     fn every_template_compiles() {

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use portcullis_http::{Shutdown, bind, serve};
 use portcullis_ui::UiConfig;
 use serde_json::{Value, json};
@@ -233,6 +233,70 @@ async fn errors(Query(query): Query<HashMap<String, String>>) -> Response {
     }
 }
 
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(error_body(
+            401,
+            "session_inactive",
+            "Unauthorized",
+            "no session",
+        )),
+    )
+        .into_response()
+}
+
+async fn my_sessions(headers: HeaderMap) -> Response {
+    if !has_session(&headers) {
+        return unauthorized();
+    }
+    Json(json!([{
+        "id": "s-2", "active": true,
+        "expires_at": "2026-11-30T08:00:00Z", "authenticated_at": "2026-11-27T08:00:00Z",
+        "authentication_methods": [{"method": "password"}],
+        "devices": [{"id": "d-1", "ip_address": "192.0.2.7",
+                     "user_agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"}],
+        "identity": {"id": "9f4c-identity", "traits": {"email": "ada@example.com"}}
+    }]))
+    .into_response()
+}
+
+async fn revoke_my_session(
+    State(seen): State<Seen>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !has_session(&headers) {
+        return unauthorized();
+    }
+    seen.lock()
+        .expect("lock")
+        .push((format!("DELETE /sessions/{id}"), None));
+    match id.as_str() {
+        "s-2" => StatusCode::NO_CONTENT.into_response(),
+        _ => (
+            StatusCode::NOT_FOUND,
+            Json(error_body(
+                404,
+                "",
+                "Not Found",
+                "The session could not be found.",
+            )),
+        )
+            .into_response(),
+    }
+}
+
+async fn revoke_my_other_sessions(State(seen): State<Seen>, headers: HeaderMap) -> Response {
+    if !has_session(&headers) {
+        return unauthorized();
+    }
+    seen.lock()
+        .expect("lock")
+        .push(("DELETE /sessions".to_string(), None));
+    Json(json!({"count": 1})).into_response()
+}
+
 struct Harness {
     ui: String,
     seen: Seen,
@@ -282,6 +346,11 @@ async fn start() -> Harness {
         .route("/sessions/whoami", get(whoami))
         .route("/self-service/logout/browser", get(logout))
         .route("/self-service/errors", get(errors))
+        .route(
+            "/sessions",
+            get(my_sessions).delete(revoke_my_other_sessions),
+        )
+        .route("/sessions/{id}", delete(revoke_my_session))
         .with_state(seen.clone());
     let kratos = listen(kratos, &shutdown).await;
     start_with(format!("http://{kratos}/"), shutdown, seen).await
@@ -654,7 +723,12 @@ async fn welcome_shows_the_session_or_sign_in_links() {
         html.contains("You are signed in as <strong>ada@example.com</strong>"),
         "{html}"
     );
-    assert!(html.contains("<dt>name.first</dt><dd>Ada</dd>"), "{html}");
+    assert!(html.contains("<dt>Name › first</dt><dd>Ada</dd>"), "{html}");
+    assert!(html.contains("<dd>2026-11-29 12:00 UTC</dd>"), "{html}");
+    assert!(
+        html.contains(r#"href="/sessions">Your sessions</a>"#),
+        "{html}"
+    );
     assert!(html.contains(r#"href="/logout">Log out</a>"#), "{html}");
 
     let res = h.get("/welcome", None).await;
@@ -709,4 +783,90 @@ async fn health_assets_and_unknown_pages() {
     let res = h.get("/nope", None).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert!(res.text().await.expect("body").contains("Page not found"));
+}
+
+#[tokio::test]
+async fn sessions_lists_and_revokes_own_sessions() {
+    let h = start().await;
+    let res = h.get("/sessions", None).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "signed out: sign in first"
+    );
+    assert_eq!(location(&res), "/login");
+
+    let res = h.get("/sessions", Some(SESSION_COOKIE)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.expect("body");
+    dump("sessions", &html);
+    assert!(html.contains("<dd>Safari on iPhone</dd>"), "{html}");
+    assert!(html.contains("<dd>192.0.2.7</dd>"), "{html}");
+    assert!(html.contains("<dd>2026-11-30 08:00 UTC</dd>"), "{html}");
+    assert!(html.contains(r#"action="/sessions/s-2/revoke""#), "{html}");
+    assert!(html.contains(r#"action="/sessions/revoke""#), "{html}");
+    let german = h
+        .client
+        .get(format!("{}/sessions", h.ui))
+        .header(header::COOKIE, SESSION_COOKIE)
+        .header(header::ACCEPT_LANGUAGE, "de")
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("body");
+    assert!(german.contains("<dt>Gerät</dt>"), "{german}");
+
+    let post = |path: &str, origin: &str| {
+        h.client
+            .post(format!("{}{path}", h.ui))
+            .header(header::COOKIE, SESSION_COOKIE)
+            .header(header::ORIGIN, origin.to_string())
+            .send()
+    };
+    let own_origin = h.ui.clone();
+    let res = post("/sessions/s-2/revoke", &own_origin)
+        .await
+        .expect("post");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/sessions?revoked=one");
+    let res = post("/sessions/revoke", &own_origin).await.expect("post");
+    assert_eq!(location(&res), "/sessions?revoked=all");
+    let html = h
+        .get("/sessions?revoked=all", Some(SESSION_COOKIE))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        html.contains("All other sessions were signed out."),
+        "{html}"
+    );
+
+    // Unknown sessions get an error page, cross-site posts never reach the identity server.
+    let res = post("/sessions/nope/revoke", &own_origin)
+        .await
+        .expect("post");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let res = post("/sessions/s-2/revoke", "http://evil.example")
+        .await
+        .expect("post");
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let seen: Vec<String> = h
+        .seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(path, _)| path.clone())
+        .filter(|path| path.starts_with("DELETE"))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "DELETE /sessions/s-2",
+            "DELETE /sessions",
+            "DELETE /sessions/nope"
+        ]
+    );
 }

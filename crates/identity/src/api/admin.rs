@@ -9,17 +9,19 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use portcullis_core::Secret;
 use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::config::join_url;
+use crate::courier::{CourierStore, MessageFilter, Status as CourierStatus};
 use crate::driver::Registry;
 use crate::error::ApiError;
 use crate::identity::{State as IdentityState, View};
 use crate::persistence::{IdentityStore, SessionStore, StoreError};
+use crate::selfservice::flow::recovery;
 use crate::selfservice::strategy::password::new_identity;
 use crate::x::{self, Ctx};
 
@@ -42,6 +44,9 @@ pub(crate) fn router(reg: Arc<Registry>) -> Router {
             get(list_identity_sessions).delete(delete_identity_sessions),
         )
         .route("/sessions/{id}", get(get_session).delete(disable_session))
+        .route("/recovery/code", post(create_recovery_code))
+        .route("/courier/messages", get(list_courier_messages))
+        .route("/courier/messages/{id}", get(get_courier_message))
         .route("/health/alive", get(super::alive))
         .route("/health/ready", get(super::public::ready))
         .route("/version", get(version));
@@ -54,13 +59,88 @@ pub(crate) fn router(reg: Arc<Registry>) -> Router {
         .with_state(reg)
 }
 
-async fn version() -> Response {
-    Json(serde_json::json!({"version": env!("CARGO_PKG_VERSION")})).into_response()
+/// `POST /admin/recovery/code`.
+async fn create_recovery_code(State(reg): Reg, ctx: Ctx, body: Body) -> Response {
+    let bytes = match x::read_body(body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    match serde_json::from_slice::<recovery::AdminCodeBody>(&bytes) {
+        Ok(body) => recovery::create_code_for_identity(&reg, &ctx, body).await,
+        Err(e) => {
+            ApiError::bad_request(format!("Unable to decode JSON payload: {e}")).into_response()
+        }
+    }
 }
 
-/// `GET /admin/identities?page_size=&page_token=`: oldest first; `page_token` is the opaque
-/// cursor from the previous page's `Link: <…>; rel="next"`.
-async fn list_identities(State(reg): Reg, ctx: Ctx) -> Response {
+/// `GET /admin/courier/messages?status=&recipient=&page_size=&page_token=`: newest first.
+async fn list_courier_messages(State(reg): Reg, ctx: Ctx) -> Response {
+    let status = match ctx.query("status").filter(|s| !s.is_empty()) {
+        Some(s) => match CourierStatus::parse(&s) {
+            Some(s) => Some(s),
+            None => {
+                return ApiError::bad_request(format!(
+                    "Message status {s:?} is not valid: use queued, processing, sent or abandoned."
+                ))
+                .into_response();
+            }
+        },
+        None => None,
+    };
+    let filter = MessageFilter {
+        status,
+        recipient: ctx.query("recipient").filter(|r| !r.is_empty()),
+    };
+    let (size, offset) = page(&ctx);
+    let list = match reg.store.list_messages(&filter, size, offset).await {
+        Ok(l) => l,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let full = i64::try_from(list.len()).unwrap_or(0) == size;
+    let body: Vec<Value> = list.iter().map(|m| m.to_json(false)).collect();
+    let mut res = Json(body).into_response();
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if let Some(s) = filter.status {
+        query.append_pair("status", s.as_str());
+    }
+    if let Some(r) = &filter.recipient {
+        query.append_pair("recipient", r);
+    }
+    query.append_pair("page_size", &size.to_string());
+    let base = format!(
+        "{}?{}",
+        join_url(&reg.config.admin_base_url, "/admin/courier/messages"),
+        query.finish()
+    );
+    let mut link = format!("<{base}&page_token=0>; rel=\"first\"");
+    if full {
+        link.push_str(&format!(
+            ",<{base}&page_token={}>; rel=\"next\"",
+            offset + size
+        ));
+    }
+    if let Ok(v) = HeaderValue::from_str(&link) {
+        res.headers_mut().insert(header::LINK, v);
+    }
+    res
+}
+
+/// `GET /admin/courier/messages/{id}`: the message with its dispatches.
+async fn get_courier_message(State(reg): Reg, Path(id): Path<String>) -> Response {
+    let not_found = || ApiError::not_found("The requested resource could not be found");
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return ApiError::bad_request(format!("Unable to parse \"{id}\" as an UUID."))
+            .into_response();
+    };
+    match reg.store.get_message(id).await {
+        Ok(Some(m)) => Json(m.to_json(true)).into_response(),
+        Ok(None) => not_found().into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// `page_size` (default 250, at most 1000; legacy `per_page`) and the offset `page_token`.
+fn page(ctx: &Ctx) -> (i64, i64) {
     let size = ctx
         .query("page_size")
         .or_else(|| ctx.query("per_page"))
@@ -72,6 +152,17 @@ async fn list_identities(State(reg): Reg, ctx: Ctx) -> Response {
         .and_then(|s| s.parse::<i64>().ok())
         .unwrap_or(0)
         .max(0);
+    (size, offset)
+}
+
+async fn version() -> Response {
+    Json(serde_json::json!({"version": env!("CARGO_PKG_VERSION")})).into_response()
+}
+
+/// `GET /admin/identities?page_size=&page_token=`: oldest first; `page_token` is the opaque
+/// cursor from the previous page's `Link: <…>; rel="next"`.
+async fn list_identities(State(reg): Reg, ctx: Ctx) -> Response {
+    let (size, offset) = page(&ctx);
     let list = match reg.store.list_identities(size, offset).await {
         Ok(l) => l,
         Err(e) => return ApiError::from(e).into_response(),

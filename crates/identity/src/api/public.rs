@@ -17,7 +17,9 @@ use uuid::Uuid;
 use crate::driver::Registry;
 use crate::error::ApiError;
 use crate::persistence::{ErrorStore, SessionStore};
-use crate::selfservice::flow::{FlowType, Kind, login, logout, registration};
+use crate::selfservice::flow::{
+    FlowType, Kind, login, logout, recovery, registration, settings, verification,
+};
 use crate::x::{self, Ctx};
 
 type Reg = State<Arc<Registry>>;
@@ -57,6 +59,58 @@ pub(crate) fn router(reg: Arc<Registry>) -> Router {
         .route(
             "/self-service/registration",
             get(registration_submit).post(registration_submit),
+        )
+        .route(
+            "/self-service/verification/browser",
+            get(|State(r): Reg, ctx: Ctx| verification::init(r, ctx, FlowType::Browser)),
+        )
+        .route(
+            "/self-service/verification/api",
+            get(|State(r): Reg, ctx: Ctx| verification::init(r, ctx, FlowType::Api)),
+        )
+        .route(
+            "/self-service/verification/flows",
+            get(|State(r): Reg, ctx: Ctx| async move {
+                crate::selfservice::flow::get(&r, ctx, Kind::Verification).await
+            }),
+        )
+        .route(
+            "/self-service/verification",
+            get(verification_submit).post(verification_submit),
+        )
+        .route(
+            "/self-service/recovery/browser",
+            get(|State(r): Reg, ctx: Ctx| recovery::init(r, ctx, FlowType::Browser)),
+        )
+        .route(
+            "/self-service/recovery/api",
+            get(|State(r): Reg, ctx: Ctx| recovery::init(r, ctx, FlowType::Api)),
+        )
+        .route(
+            "/self-service/recovery/flows",
+            get(|State(r): Reg, ctx: Ctx| async move {
+                crate::selfservice::flow::get(&r, ctx, Kind::Recovery).await
+            }),
+        )
+        .route(
+            "/self-service/recovery",
+            get(recovery_submit).post(recovery_submit),
+        )
+        .route(
+            "/self-service/settings/browser",
+            get(|State(r): Reg, ctx: Ctx| settings::init(r, ctx, FlowType::Browser)),
+        )
+        .route(
+            "/self-service/settings/api",
+            get(|State(r): Reg, ctx: Ctx| settings::init(r, ctx, FlowType::Api)),
+        )
+        .route(
+            "/self-service/settings/flows",
+            get(|State(r): Reg, ctx: Ctx| settings::get(r, ctx)),
+        )
+        .route(
+            "/self-service/settings",
+            get(settings_submit).post(settings_submit),
         )
         .route(
             "/self-service/logout/browser",
@@ -101,6 +155,27 @@ async fn login_submit(State(r): Reg, ctx: Ctx, body: Body) -> Response {
 async fn registration_submit(State(r): Reg, ctx: Ctx, body: Body) -> Response {
     match x::read_body(body).await {
         Ok(body) => registration::submit(r, ctx, body).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn verification_submit(State(r): Reg, ctx: Ctx, body: Body) -> Response {
+    match x::read_body(body).await {
+        Ok(body) => verification::submit(r, ctx, body).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn recovery_submit(State(r): Reg, ctx: Ctx, body: Body) -> Response {
+    match x::read_body(body).await {
+        Ok(body) => recovery::submit(r, ctx, body).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn settings_submit(State(r): Reg, ctx: Ctx, body: Body) -> Response {
+    match x::read_body(body).await {
+        Ok(body) => settings::submit(r, ctx, body).await,
         Err(e) => e.into_response(),
     }
 }

@@ -1,6 +1,6 @@
-//! Self-service flows (login, registration, logout) and the strategies that complete them,
-//! in Kratos's layout: `flow/<kind>` owns the flow's lifecycle, `strategy/<method>` the
-//! method-specific part of a submission.
+//! Self-service flows (login, registration, logout, settings, verification, recovery) and the
+//! strategies that complete them, in Kratos's layout: `flow/<kind>` owns the flow's
+//! lifecycle, `strategy/<method>` the method-specific part of a submission.
 
 pub mod flow;
 pub mod strategy;

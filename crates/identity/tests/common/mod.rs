@@ -9,6 +9,7 @@ use portcullis_db::Db;
 use portcullis_db::testing::TestDb;
 use portcullis_http::{Shutdown, bind, serve};
 use portcullis_identity::{Identity, IdentityConfig};
+use portcullis_mail::{Filter, MailCatcher};
 use reqwest::cookie::Jar;
 use serde_json::{Value, json};
 
@@ -23,6 +24,7 @@ pub struct Server {
     pub admin: String,
     pub identity: Identity,
     pub db: Db,
+    pub mail: Option<MailCatcher>,
     shutdown: Shutdown,
     _db: TestDb,
 }
@@ -110,6 +112,7 @@ pub async fn start_config(db: TestDb, build: impl FnOnce(&str, &str) -> Identity
         admin: admin.trim_end_matches('/').to_string(),
         identity,
         db: database,
+        mail: None,
         shutdown,
         _db: db,
     };
@@ -127,6 +130,67 @@ pub async fn start_config(db: TestDb, build: impl FnOnce(&str, &str) -> Identity
         tokio::task::yield_now().await;
     }
     panic!("identity server did not become ready");
+}
+
+/// Starts a server with verification, recovery and settings enabled, a mail catcher on an
+/// ephemeral SMTP port, and the courier worker delivering to it. `tweak` edits kratos.yml.
+pub async fn start_with_mail(db: TestDb, tweak: impl FnOnce(&mut Value)) -> Server {
+    let catcher = MailCatcher::new(100);
+    let smtp = bind("127.0.0.1:0".parse().unwrap(), "smtp")
+        .await
+        .expect("bind smtp");
+    let smtp_addr = smtp.local_addr().unwrap();
+    let mut server = start_config(db, |public, admin| {
+        let mut v = config_value(public, admin, "10m");
+        let flows = &mut v["selfservice"]["flows"];
+        flows["verification"] =
+            json!({"enabled": true, "ui_url": "http://127.0.0.1:4455/verification"});
+        flows["recovery"] = json!({"enabled": true, "ui_url": "http://127.0.0.1:4455/recovery"});
+        flows["settings"] = json!({"ui_url": "http://127.0.0.1:4455/settings"});
+        v["courier"] = json!({
+            "smtp": {"connection_uri": format!("smtp://{smtp_addr}/?disable_starttls=true"),
+                     "from_address": "accounts@portcullis.test"},
+            "worker": {"pull_wait": "100ms"}
+        });
+        tweak(&mut v);
+        IdentityConfig::from_value(v, "test kratos.yml", Path::new("."), true).expect("config")
+    })
+    .await;
+    tokio::spawn(catcher.smtp_server(smtp, server.shutdown.clone()));
+    server.identity.spawn_courier(server.shutdown.clone());
+    server.mail = Some(catcher);
+    server
+}
+
+impl Server {
+    /// Waits (bounded) for the newest message to `to` whose text contains `needle`, and
+    /// returns its plain-text body.
+    pub async fn mail_to(&self, to: &str, needle: &str) -> String {
+        let mailbox = self
+            .mail
+            .as_ref()
+            .expect("server has a mail catcher")
+            .mailbox();
+        let filter = Filter {
+            to: Some(to.to_string()),
+            query: Some(needle.to_string()),
+        };
+        let message = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            mailbox.wait_for(&filter),
+        )
+        .await
+        .expect("mail arrives");
+        message.text.clone().unwrap_or_default()
+    }
+}
+
+/// The six-digit code in a mail body.
+pub fn code_in(body: &str) -> String {
+    body.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .expect("a six-digit code")
+        .to_string()
 }
 
 /// A browser: cookie jar, no automatic redirects.

@@ -5,6 +5,7 @@ mod error;
 mod health;
 mod logout;
 mod selfservice;
+mod sessions;
 mod welcome;
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use axum::Router;
 use axum::extract::{RawQuery, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use http::header::{ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
@@ -30,7 +31,8 @@ pub(crate) struct Ui {
     kratos: KratosClient,
 }
 
-/// Builds the UI's router: the self-service pages, welcome, error, logout, health and assets.
+/// Builds the UI's router: the self-service pages, welcome, sessions, error, logout, health and
+/// assets.
 pub fn router(config: UiConfig) -> Router {
     let ui = Ui {
         kratos: KratosClient::new(config.kratos_public_url.clone(), config.request_timeout),
@@ -41,6 +43,9 @@ pub fn router(config: UiConfig) -> Router {
         .route("/welcome", get(welcome::show))
         .route("/error", get(error::show))
         .route("/logout", get(logout::start))
+        .route("/sessions", get(sessions::show))
+        .route("/sessions/revoke", post(sessions::revoke_others))
+        .route("/sessions/{id}/revoke", post(sessions::revoke))
         .route("/health/alive", get(health::alive))
         .route("/health/ready", get(health::ready))
         .route("/assets/portcullis.css", get(stylesheet));

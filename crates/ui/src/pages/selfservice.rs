@@ -66,6 +66,16 @@ pub(super) async fn show(
             tracing::debug!(kind = kind.as_str(), %status, "flow unusable; starting a new one");
             render::see_other(init_url(&ui, kind, &params).as_str())
         }
+        // 400: the id is not even well-formed (a mangled or truncated link).
+        Err(KratosError::Api { status, .. }) if status == StatusCode::BAD_REQUEST => {
+            let mut page = ErrorPage::new(
+                StatusCode::BAD_REQUEST,
+                "This link does not work",
+                "The address you followed is incomplete or broken. Start again to get a fresh form.",
+            );
+            page.retry = Some(page_link(kind.as_str(), params.get("return_to")));
+            page.into_response()
+        }
         Err(error) => ErrorPage::from_kratos(
             &error,
             Some(page_link(kind.as_str(), params.get("return_to"))),

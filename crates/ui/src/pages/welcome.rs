@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{Ui, cookie_header, relay_cookies};
 use crate::kratos::{KratosError, Session};
-use crate::render::{self, ErrorPage};
+use crate::render::{self, ErrorPage, timestamp};
 
 #[derive(Serialize)]
 struct SessionView {
@@ -56,8 +56,8 @@ fn view(session: Session) -> SessionView {
         display_name,
         identity_id,
         aal: session.authenticator_assurance_level.unwrap_or_default(),
-        authenticated_at: session.authenticated_at.unwrap_or_default(),
-        expires_at: session.expires_at.unwrap_or_default(),
+        authenticated_at: timestamp(&session.authenticated_at.unwrap_or_default()),
+        expires_at: timestamp(&session.expires_at.unwrap_or_default()),
         methods: session
             .authentication_methods
             .unwrap_or_default()
@@ -68,21 +68,32 @@ fn view(session: Session) -> SessionView {
     }
 }
 
-/// Traits as `(label, value)` rows; nested objects become dotted labels.
+/// Traits as `(label, value)` rows, empty values left out; nested objects become labels such
+/// as `Name › first`.
 fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
     match value {
         Value::Object(map) => {
             for (key, value) in map {
                 let label = if prefix.is_empty() {
-                    key.clone()
+                    capitalized(key)
                 } else {
-                    format!("{prefix}.{key}")
+                    format!("{prefix} › {key}")
                 };
                 flatten(&label, value, out);
             }
         }
         Value::Null => {}
+        Value::String(s) if s.trim().is_empty() => {}
         Value::String(s) => out.push((prefix.to_string(), s.clone())),
         other => out.push((prefix.to_string(), other.to_string())),
+    }
+}
+
+/// `email` → `Email`: trait keys read as labels.
+fn capitalized(key: &str) -> String {
+    let mut chars = key.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }

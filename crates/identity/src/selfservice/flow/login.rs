@@ -9,11 +9,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{Flow, FlowType, Kind};
+use super::{Flow, FlowType, Kind, NewFlow};
 use crate::csrf;
 use crate::driver::{Registry, see_other, with_cookies};
 use crate::error::ApiError;
-use crate::persistence::FlowStore;
+use crate::persistence::{FlowStore, SessionStore};
 use crate::selfservice::strategy::password::{self, Failure};
 use crate::text;
 use crate::ui::{Container, Group, Node};
@@ -51,7 +51,7 @@ pub(crate) fn nodes(reg: &Registry, ui: &mut Container, masked_csrf: Option<&str
 /// `GET /self-service/login/browser` and `/api`.
 pub(crate) async fn init(reg: Arc<Registry>, ctx: Ctx, flow_type: FlowType) -> Response {
     let refresh = ctx.query("refresh").is_some_and(|r| r == "true");
-    match reg.session_of(&ctx).await {
+    let signed_in = match reg.session_of(&ctx).await {
         Ok(Some(_)) if !refresh => {
             if flow_type == FlowType::Browser && !ctx.is_json() {
                 let to = x::secure_redirect(
@@ -65,9 +65,9 @@ pub(crate) async fn init(reg: Arc<Registry>, ctx: Ctx, flow_type: FlowType) -> R
             }
             return session_already_available().into_response();
         }
-        Ok(_) => {}
+        Ok(s) => s.is_some(),
         Err(e) => return ApiError::from(e).into_response(),
-    }
+    };
     let (csrf_cookie, set_csrf) = match flow_type {
         FlowType::Browser => {
             let (v, set) = reg.ensure_csrf(&ctx);
@@ -78,11 +78,19 @@ pub(crate) async fn init(reg: Arc<Registry>, ctx: Ctx, flow_type: FlowType) -> R
     let flow = match super::create(
         &reg,
         &ctx,
-        Kind::Login,
-        flow_type,
-        csrf_cookie.as_deref(),
-        ctx.query("return_to"),
-        nodes,
+        NewFlow {
+            kind: Kind::Login,
+            flow_type,
+            csrf_cookie: csrf_cookie.as_deref(),
+            return_to: ctx.query("return_to"),
+            identity_id: None,
+        },
+        |reg, ui, csrf| {
+            nodes(reg, ui, csrf);
+            if refresh && signed_in {
+                ui.messages.push(text::login_re_auth());
+            }
+        },
     )
     .await
     {
@@ -124,6 +132,12 @@ pub(crate) async fn submit(reg: Arc<Registry>, ctx: Ctx, body: bytes::Bytes) -> 
         return super::respond_with_errors(&reg, &ctx, flow).await;
     }
     match password::login(&reg, &mut flow, &body).await {
+        Ok(identity)
+            if reg.config.login_require_verified_address && !verified(&identity, &body) =>
+        {
+            flow.ui.messages.push(text::address_not_verified());
+            super::respond_with_errors(&reg, &ctx, flow).await
+        }
         Ok(identity) => succeed(&reg, &ctx, flow, identity).await,
         Err(Failure::Form) => {
             tracing::debug!(flow = %flow.id, "login refused");
@@ -139,11 +153,26 @@ async fn succeed(
     mut flow: Flow,
     identity: crate::identity::Identity,
 ) -> Response {
+    if flow.refresh
+        && let Some(response) = refresh_session(reg, ctx, &mut flow, &identity).await
+    {
+        return response;
+    }
     let issued = match reg.issue_session(identity, "password", ctx).await {
         Ok(i) => i,
         Err(e) => return ApiError::from(e).into_response(),
     };
     tracing::info!(identity = %issued.session.identity_id, session = %issued.session.id, flow_type = flow.flow_type.as_str(), "login succeeded");
+    if reg.config.login_revoke_active_sessions {
+        match reg
+            .store
+            .revoke_sessions_of(issued.session.identity_id, Some(issued.session.id))
+            .await
+        {
+            Ok(n) => tracing::info!(revoked = n, "revoke_active_sessions hook"),
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    }
     flow.state = "passed_challenge".into();
     flow.active = Some("password".into());
     flow.ui.reset_messages();
@@ -179,4 +208,78 @@ async fn succeed(
         see_other(&to)
     };
     with_cookies(res, cookies)
+}
+
+/// A `refresh=true` login by the identity already signed in re-authenticates the existing
+/// session (new `authenticated_at`, the method appended) instead of issuing another, so the
+/// session becomes privileged again. `None` when there is no such session to refresh.
+async fn refresh_session(
+    reg: &Registry,
+    ctx: &Ctx,
+    flow: &mut Flow,
+    identity: &crate::identity::Identity,
+) -> Option<Response> {
+    let mut session = match reg.session_of(ctx).await {
+        Ok(Some(s)) if s.identity_id == identity.id => s,
+        Ok(_) => return None,
+        Err(e) => return Some(ApiError::from(e).into_response()),
+    };
+    let now = reg.now();
+    session.authenticated_at = now;
+    session
+        .authentication_methods
+        .push(crate::session::AuthenticationMethod {
+            method: "password".into(),
+            aal: "aal1".into(),
+            completed_at: portcullis_core::timefmt::rfc3339(now),
+        });
+    if let Err(e) = reg.store.refresh_session(&session).await {
+        return Some(ApiError::from(e).into_response());
+    }
+    tracing::info!(session = %session.id, "session re-authenticated");
+    flow.state = "passed_challenge".into();
+    flow.active = Some("password".into());
+    flow.ui.reset_messages();
+    flow.updated_at = now;
+    if let Err(e) = reg.store.update_flow(flow).await {
+        return Some(ApiError::from(e).into_response());
+    }
+    let session_json = session.to_json(&reg.config.public_base_url, now);
+    if flow.flow_type == FlowType::Api {
+        let mut body = json!({ "session": session_json });
+        if let (Some(token), Some(map)) = (ctx.header("x-session-token"), body.as_object_mut()) {
+            map.insert("session_token".into(), json!(token));
+        }
+        return Some(Json(body).into_response());
+    }
+    let to = super::return_url(reg, flow, reg.config.login.after_return_url.as_ref());
+    Some(if ctx.is_json() {
+        Json(json!({
+            "session": session_json,
+            "continue_with": [{"action": "redirect_browser_to", "redirect_browser_to": to}],
+        }))
+        .into_response()
+    } else {
+        see_other(&to)
+    })
+}
+
+/// `require_verified_address`: the address the user signed in with (or, when the identifier is
+/// not an address, any address) must be verified.
+fn verified(identity: &crate::identity::Identity, body: &Value) -> bool {
+    let identifier = crate::schema::normalize_identifier(
+        x::body_str(body, "identifier")
+            .or_else(|| x::body_str(body, "password_identifier"))
+            .unwrap_or_default(),
+    );
+    let matching: Vec<_> = identity
+        .verifiable_addresses
+        .iter()
+        .filter(|a| a.value == identifier)
+        .collect();
+    if matching.is_empty() {
+        identity.verifiable_addresses.iter().any(|a| a.verified)
+    } else {
+        matching.iter().all(|a| a.verified)
+    }
 }

@@ -6,7 +6,10 @@
 
 pub mod login;
 pub mod logout;
+pub mod recovery;
 pub mod registration;
+pub mod settings;
+pub mod verification;
 
 use std::sync::Arc;
 
@@ -34,6 +37,12 @@ pub enum Kind {
     Login,
     /// Registration.
     Registration,
+    /// Address verification.
+    Verification,
+    /// Account recovery.
+    Recovery,
+    /// Profile and credential changes.
+    Settings,
 }
 
 impl Kind {
@@ -42,6 +51,9 @@ impl Kind {
         match self {
             Kind::Login => "login",
             Kind::Registration => "registration",
+            Kind::Verification => "verification",
+            Kind::Recovery => "recovery",
+            Kind::Settings => "settings",
         }
     }
 }
@@ -97,6 +109,10 @@ pub struct Flow {
     pub identity_schema: Option<String>,
     /// Login `refresh`.
     pub refresh: bool,
+    /// The identity a settings flow belongs to.
+    pub identity_id: Option<Uuid>,
+    /// A settings flow's identity JSON, filled in by the handlers (not stored).
+    pub identity: Option<Value>,
     /// The form.
     pub ui: Container,
     /// Issued.
@@ -128,6 +144,9 @@ impl Flow {
             if let Some(a) = &self.active {
                 map.insert("active".into(), json!(a));
             }
+            if let Some(i) = &self.identity {
+                map.insert("identity".into(), i.clone());
+            }
             if let Some(s) = &self.identity_schema {
                 map.insert("identity_schema".into(), json!(s));
             }
@@ -142,10 +161,13 @@ impl Flow {
     }
 
     /// The UI URL with `?flow=<id>`.
-    fn ui_location(&self, reg: &Registry) -> String {
+    pub(crate) fn ui_location(&self, reg: &Registry) -> String {
         let mut url = match self.kind {
             Kind::Login => reg.config.login.ui_url.clone(),
             Kind::Registration => reg.config.registration.ui_url.clone(),
+            Kind::Verification => reg.config.verification.ui_url.clone(),
+            Kind::Recovery => reg.config.recovery.ui_url.clone(),
+            Kind::Settings => reg.config.settings.ui_url.clone(),
         };
         url.query_pairs_mut()
             .append_pair("flow", &self.id.to_string());
@@ -153,17 +175,31 @@ impl Flow {
     }
 }
 
+/// What a new flow is: its kind and type, the CSRF cookie a browser flow is bound to, the
+/// requested `return_to`, and the identity a settings flow belongs to.
+pub(crate) struct NewFlow<'a> {
+    pub kind: Kind,
+    pub flow_type: FlowType,
+    pub csrf_cookie: Option<&'a str>,
+    pub return_to: Option<String>,
+    pub identity_id: Option<Uuid>,
+}
+
 /// Builds and stores a new flow of `kind` for this request: validates `return_to`, binds
 /// browser flows to the CSRF cookie, and lets `nodes` fill the form.
 pub(crate) async fn create(
     reg: &Registry,
     ctx: &Ctx,
-    kind: Kind,
-    flow_type: FlowType,
-    csrf_cookie: Option<&str>,
-    return_to: Option<String>,
+    new: NewFlow<'_>,
     nodes: impl FnOnce(&Registry, &mut Container, Option<&str>),
 ) -> Result<Flow, ApiError> {
+    let NewFlow {
+        kind,
+        flow_type,
+        csrf_cookie,
+        return_to,
+        identity_id,
+    } = new;
     let return_to = match return_to.filter(|r| !r.trim().is_empty()) {
         Some(r) => Some(
             x::secure_redirect(
@@ -181,6 +217,9 @@ pub(crate) async fn create(
     let lifespan = match kind {
         Kind::Login => reg.config.login.lifespan,
         Kind::Registration => reg.config.registration.lifespan,
+        Kind::Verification => reg.config.verification.lifespan,
+        Kind::Recovery => reg.config.recovery.lifespan,
+        Kind::Settings => reg.config.settings.lifespan,
     };
     let action = format!(
         "{}?flow={id}",
@@ -196,13 +235,19 @@ pub(crate) async fn create(
         id,
         kind,
         flow_type,
-        state: "choose_method".into(),
+        state: if kind == Kind::Settings {
+            "show_form".into()
+        } else {
+            "choose_method".into()
+        },
         csrf_token: csrf_cookie.unwrap_or_default().to_string(),
         request_url: ctx.request_url(&reg.config.public_base_url),
         return_to,
         active: None,
         identity_schema: None,
         refresh: ctx.query("refresh").is_some_and(|r| r == "true"),
+        identity_id,
+        identity: None,
         ui,
         issued_at: now,
         expires_at: now + lifespan,
@@ -311,6 +356,20 @@ pub(crate) async fn respond_with_errors(reg: &Registry, ctx: &Ctx, mut flow: Flo
     }
 }
 
+/// Saves the flow and answers a submission that moved it on: 200 + flow for API and JSON
+/// requests, 303 to the UI (which shows the new state) for browser form posts.
+pub(crate) async fn respond_with_flow(reg: &Registry, ctx: &Ctx, mut flow: Flow) -> Response {
+    flow.updated_at = reg.now();
+    if let Err(e) = reg.store.update_flow(&flow).await {
+        return ApiError::internal(&e).into_response();
+    }
+    if flow.flow_type == FlowType::Api || ctx.is_json() {
+        Json(flow.to_json()).into_response()
+    } else {
+        see_other(&flow.ui_location(reg))
+    }
+}
+
 /// A submission to an expired flow: a fresh flow of the same kind and type is created with
 /// `message`; browsers are sent to it, others get 410 with `use_flow_id`.
 pub(crate) async fn expired(
@@ -328,10 +387,13 @@ pub(crate) async fn expired(
     let mut flow = match create(
         reg,
         ctx,
-        old.kind,
-        old.flow_type,
-        csrf.as_deref(),
-        old.return_to.clone(),
+        NewFlow {
+            kind: old.kind,
+            flow_type: old.flow_type,
+            csrf_cookie: csrf.as_deref(),
+            return_to: old.return_to.clone(),
+            identity_id: old.identity_id,
+        },
         nodes,
     )
     .await

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{Flow, FlowType, Kind};
+use super::{Flow, FlowType, Kind, NewFlow, verification};
 use crate::csrf;
 use crate::driver::{Registry, see_other, with_cookies};
 use crate::error::ApiError;
@@ -20,13 +20,22 @@ use crate::text;
 use crate::ui::{Container, Group, Node};
 use crate::x::{self, Ctx};
 
-/// The one-step form: csrf token, traits, password, submit.
+/// The first form: with `style: profile_first` the traits and "Sign up" (`method=profile`);
+/// otherwise the one-step form: csrf token, traits, password, submit.
 pub(crate) fn nodes(reg: &Registry, ui: &mut Container, masked_csrf: Option<&str>) {
     if let Some(token) = masked_csrf {
         ui.nodes.push(Node::csrf(token));
     }
     if let Some(schema) = reg.config.schemas().default_schema() {
         ui.nodes.extend(schema.trait_nodes(Group::Default));
+    }
+    if reg.config.registration_profile_first {
+        ui.nodes.push(Node::submit(
+            Group::Profile,
+            "profile",
+            text::registration(),
+        ));
+        return;
     }
     ui.nodes.push(
         Node::input(Group::Password, "password", "password")
@@ -72,10 +81,13 @@ pub(crate) async fn init(reg: Arc<Registry>, ctx: Ctx, flow_type: FlowType) -> R
     let flow = match super::create(
         &reg,
         &ctx,
-        Kind::Registration,
-        flow_type,
-        csrf_cookie.as_deref(),
-        ctx.query("return_to"),
+        NewFlow {
+            kind: Kind::Registration,
+            flow_type,
+            csrf_cookie: csrf_cookie.as_deref(),
+            return_to: ctx.query("return_to"),
+            identity_id: None,
+        },
         nodes,
     )
     .await
@@ -105,6 +117,13 @@ pub(crate) async fn submit(reg: Arc<Registry>, ctx: Ctx, body: bytes::Bytes) -> 
     if let Err(e) = super::check_csrf(&reg, &ctx, &flow, &body) {
         return super::unrecoverable(&reg, &ctx, e).await;
     }
+    // The "Back" button sends only `screen=previous`, so it needs no `method`.
+    if reg.config.registration_profile_first
+        && (x::body_str(&body, "method") == Some("profile")
+            || x::body_str(&body, "screen") == Some("previous"))
+    {
+        return profile_step(&reg, &ctx, flow, &body).await;
+    }
     if x::body_str(&body, "method") != Some("password") || !reg.config.password_enabled {
         flow.ui.reset_messages();
         flow.ui.refill(&body);
@@ -116,6 +135,79 @@ pub(crate) async fn submit(reg: Arc<Registry>, ctx: Ctx, body: bytes::Bytes) -> 
         Err(Failure::Form) => super::respond_with_errors(&reg, &ctx, flow).await,
         Err(Failure::Error(e)) => super::unrecoverable(&reg, &ctx, e).await,
     }
+}
+
+/// `profile_first`, first step: traits are validated, then the form asks for credentials
+/// (traits kept as hidden fields, a password, and "Back"); `screen=previous` returns to the
+/// traits form with its values.
+async fn profile_step(reg: &Registry, ctx: &Ctx, mut flow: Flow, body: &Value) -> Response {
+    let Some(schema) = reg.config.schemas().default_schema() else {
+        return super::unrecoverable(reg, ctx, ApiError::internal(&"no default identity schema"))
+            .await;
+    };
+    let csrf = flow
+        .ui
+        .nodes
+        .iter()
+        .find(|n| n.name() == "csrf_token")
+        .cloned();
+    let mut traits = body.get("traits").cloned().unwrap_or_else(|| json!({}));
+    schema.coerce_form_traits(&mut traits);
+    let filled = json!({ "traits": traits });
+    flow.ui.reset_messages();
+    flow.ui.nodes.clear();
+    flow.ui.nodes.extend(csrf);
+    if x::body_str(body, "screen") == Some("previous") {
+        let mut first = schema.trait_nodes(Group::Default);
+        first.push(Node::submit(
+            Group::Profile,
+            "profile",
+            text::registration(),
+        ));
+        flow.ui.nodes.extend(first);
+        flow.ui.refill(&filled);
+        return super::respond_with_flow(reg, ctx, flow).await;
+    }
+    let problems = schema.validate_traits(&traits);
+    if !problems.is_empty() {
+        flow.ui.nodes.extend(schema.trait_nodes(Group::Default));
+        flow.ui.nodes.push(Node::submit(
+            Group::Profile,
+            "profile",
+            text::registration(),
+        ));
+        flow.ui.refill(&filled);
+        for (name, message) in problems {
+            flow.ui.add_message(&name, message);
+        }
+        return super::respond_with_errors(reg, ctx, flow).await;
+    }
+    for node in schema.trait_nodes(Group::Default) {
+        if let Some(value) = crate::ui::lookup_dotted(&filled, node.name()).filter(|v| !v.is_null())
+        {
+            flow.ui
+                .nodes
+                .push(Node::input(Group::Default, node.name(), "hidden").value(value.clone()));
+        }
+    }
+    flow.ui.nodes.push(
+        Node::input(Group::Password, "password", "password")
+            .required()
+            .autocomplete("new-password")
+            .label(text::label_password()),
+    );
+    flow.ui.nodes.push(Node::submit(
+        Group::Password,
+        "password",
+        text::registration(),
+    ));
+    flow.ui.nodes.push(Node::button(
+        Group::Profile,
+        "screen",
+        Value::String("previous".into()),
+        text::back(),
+    ));
+    super::respond_with_flow(reg, ctx, flow).await
 }
 
 async fn succeed(reg: &Registry, ctx: &Ctx, mut flow: Flow, identity: Identity) -> Response {
@@ -138,6 +230,31 @@ async fn succeed(reg: &Registry, ctx: &Ctx, mut flow: Flow, identity: Identity) 
     };
     let mut body = json!({ "identity": identity_json });
     let mut continue_with: Vec<Value> = Vec::new();
+    // Browsers get a new CSRF token with their session; the verification flow is bound to it.
+    let new_csrf = (flow.flow_type == FlowType::Browser).then(csrf::generate);
+    let mut verification_url = None;
+    if reg.config.verification_enabled && reg.config.code.enabled {
+        for address in verifiable_emails(&identity_json) {
+            let vflow = match verification::create_sent(
+                reg,
+                ctx,
+                flow.flow_type,
+                new_csrf.as_deref(),
+                &address,
+            )
+            .await
+            {
+                Ok(f) => f,
+                Err(e) => return e.into_response(),
+            };
+            let url = vflow.ui_location(reg);
+            continue_with.push(json!({
+                "action": "show_verification_ui",
+                "flow": {"id": vflow.id, "verifiable_address": address, "url": url},
+            }));
+            verification_url.get_or_insert(url);
+        }
+    }
     if let (Some(issued), Some(map)) = (&issued, body.as_object_mut()) {
         map.insert(
             "session".into(),
@@ -167,8 +284,15 @@ async fn succeed(reg: &Registry, ctx: &Ctx, mut flow: Flow, identity: Identity) 
     let mut cookies = Vec::new();
     if let Some(issued) = &issued {
         cookies.push(reg.session_cookie(&issued.token, issued.session.expires_at));
-        cookies.push(reg.csrf_cookie(&csrf::generate()));
     }
+    if issued.is_some() || verification_url.is_some() {
+        cookies.extend(new_csrf.as_deref().map(|c| reg.csrf_cookie(c)));
+    }
+    // `show_verification_ui` sends browsers to the verification flow instead of `return_to`.
+    let to = match verification_url {
+        Some(url) if reg.config.registration_show_verification_ui => url,
+        _ => to,
+    };
     let res = if ctx.is_json() {
         continue_with.push(json!({"action": "redirect_browser_to", "redirect_browser_to": to}));
         if let Some(map) = body.as_object_mut() {
@@ -179,4 +303,15 @@ async fn succeed(reg: &Registry, ctx: &Ctx, mut flow: Flow, identity: Identity) 
         see_other(&to)
     };
     with_cookies(res, cookies)
+}
+
+/// The e-mail addresses among an identity's verifiable addresses.
+fn verifiable_emails(identity_json: &Value) -> Vec<String> {
+    identity_json["verifiable_addresses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["via"] == "email")
+        .filter_map(|a| a["value"].as_str().map(str::to_string))
+        .collect()
 }

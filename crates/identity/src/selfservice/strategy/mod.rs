@@ -1,3 +1,4 @@
 //! Authentication methods. Each strategy implements only the flows it joins.
 
+pub mod code;
 pub mod password;

@@ -1,0 +1,295 @@
+//! The recovery flow with the `code` method: the user names a recovery address, a code is
+//! e-mailed to it, and a correct code signs the user in (a new session, which counts as
+//! privileged) and opens a settings flow to set a new password. Administrators can create a
+//! code for an identity directly (`POST /admin/recovery/code`); such a flow is bound to the
+//! browser that first opens its link.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{Flow, FlowType, Kind, NewFlow};
+use crate::config::join_url;
+use crate::csrf;
+use crate::driver::{Registry, see_other, with_cookies};
+use crate::error::ApiError;
+use crate::identity::Identity;
+use crate::persistence::{FlowStore, IdentityStore};
+use crate::selfservice::strategy::code::{self, CodeStore};
+use crate::text;
+use crate::ui::{Container, Node};
+use crate::x::Ctx;
+
+/// The first form: e-mail address and "Continue".
+pub(crate) fn nodes(_: &Registry, ui: &mut Container, masked_csrf: Option<&str>) {
+    code::email_nodes(ui, masked_csrf);
+}
+
+/// `GET /self-service/recovery/{browser,api}`: refused while signed in.
+pub(crate) async fn init(reg: Arc<Registry>, ctx: Ctx, flow_type: FlowType) -> Response {
+    if !reg.config.recovery_enabled {
+        return ApiError::bad_request("Recovery is not allowed because it was disabled.")
+            .id("self_service_flow_disabled")
+            .into_response();
+    }
+    match reg.session_of(&ctx).await {
+        Ok(Some(_)) => {
+            if flow_type == FlowType::Browser && !ctx.is_json() {
+                return see_other(reg.config.default_return_url.as_str());
+            }
+            return ApiError::bad_request(
+                "A valid session was detected and thus recovery is not possible.",
+            )
+            .id("session_already_available")
+            .into_response();
+        }
+        Ok(None) => {}
+        Err(e) => return ApiError::from(e).into_response(),
+    }
+    let (csrf_cookie, set_csrf) = match flow_type {
+        FlowType::Browser => {
+            let (v, set) = reg.ensure_csrf(&ctx);
+            (Some(v), set)
+        }
+        FlowType::Api => (None, None),
+    };
+    let flow = match super::create(
+        &reg,
+        &ctx,
+        NewFlow {
+            kind: Kind::Recovery,
+            flow_type,
+            csrf_cookie: csrf_cookie.as_deref(),
+            return_to: ctx.query("return_to"),
+            identity_id: None,
+        },
+        nodes,
+    )
+    .await
+    {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    match flow_type {
+        FlowType::Browser => super::respond_browser_init(&reg, &ctx, &flow, set_csrf),
+        FlowType::Api => Json(flow.to_json()).into_response(),
+    }
+}
+
+/// `POST /self-service/recovery?flow=`; a plain `GET` (the admin-made link) binds an unbound
+/// browser flow to this browser and shows it.
+pub(crate) async fn submit(reg: Arc<Registry>, ctx: Ctx, body: bytes::Bytes) -> Response {
+    if ctx.method == http::Method::GET && ctx.query("code").is_none() {
+        return open_link(&reg, &ctx).await;
+    }
+    super::verification::submit_code_flow(&reg, &ctx, Kind::Recovery, body).await
+}
+
+async fn open_link(reg: &Registry, ctx: &Ctx) -> Response {
+    let mut flow = match super::load(reg, ctx, Kind::Recovery, "flow").await {
+        Ok(f) => f,
+        Err(e) => return super::unrecoverable(reg, ctx, e).await,
+    };
+    let mut cookies = Vec::new();
+    if flow.flow_type == FlowType::Browser && flow.csrf_token.is_empty() {
+        let (cookie, set) = reg.ensure_csrf(ctx);
+        cookies.extend(set);
+        flow.ui.nodes.insert(0, Node::csrf(&csrf::mask(&cookie)));
+        flow.csrf_token = cookie;
+        flow.updated_at = reg.now();
+        if let Err(e) = reg.store.update_flow(&flow).await {
+            return ApiError::from(e).into_response();
+        }
+    }
+    if ctx.is_json() {
+        return with_cookies(Json(flow.to_json()).into_response(), cookies);
+    }
+    with_cookies(see_other(&flow.ui_location(reg)), cookies)
+}
+
+/// A correct code: the address counts as verified, a session is issued and a settings flow
+/// opened; browsers are sent there (JSON clients get 422 with the location), native apps get
+/// the flow with `continue_with` carrying the session token and the settings flow.
+pub(crate) async fn succeed(
+    reg: &Registry,
+    ctx: &Ctx,
+    mut flow: Flow,
+    identity_id: Uuid,
+    address: &str,
+) -> Response {
+    let now = reg.now();
+    if !address.is_empty()
+        && let Err(e) = reg.store.mark_verified(identity_id, address, now).await
+    {
+        return ApiError::from(e).into_response();
+    }
+    let identity: Identity = match reg.store.get_identity(identity_id, true).await {
+        Ok(Some(i)) => i,
+        Ok(None) => return ApiError::not_found("The identity could not be found.").into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let issued = match reg
+        .issue_session(identity.clone(), "code_recovery", ctx)
+        .await
+    {
+        Ok(i) => i,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    tracing::info!(identity = %identity_id, session = %issued.session.id, "account recovered");
+    let browser = flow.flow_type == FlowType::Browser;
+    let new_csrf = browser.then(csrf::generate);
+    let mut settings =
+        match super::settings::create(reg, ctx, flow.flow_type, new_csrf.as_deref(), &identity)
+            .await
+        {
+            Ok(f) => f,
+            Err(e) => return e.into_response(),
+        };
+    let privileged_until = issued.session.authenticated_at + reg.config.privileged_session_max_age;
+    settings
+        .ui
+        .messages
+        .push(text::recovery_successful(privileged_until, now));
+    settings.updated_at = now;
+    if let Err(e) = reg.store.update_flow(&settings).await {
+        return ApiError::from(e).into_response();
+    }
+    flow.state = "passed_challenge".into();
+    let csrf_node = flow
+        .ui
+        .nodes
+        .iter()
+        .find(|n| n.name() == "csrf_token")
+        .cloned();
+    flow.ui.nodes.clear();
+    flow.ui.nodes.extend(csrf_node);
+    flow.updated_at = now;
+    if let Err(e) = reg.store.update_flow(&flow).await {
+        return ApiError::from(e).into_response();
+    }
+    let settings_url = settings.ui_location(reg);
+    if !browser {
+        let mut body = flow.to_json();
+        if let Some(map) = body.as_object_mut() {
+            map.insert(
+                "continue_with".into(),
+                json!([
+                    {"action": "set_ory_session_token", "ory_session_token": issued.token.expose()},
+                    {"action": "show_settings_ui", "flow": {"id": settings.id, "url": settings_url}}
+                ]),
+            );
+        }
+        return Json(body).into_response();
+    }
+    let mut cookies = vec![reg.session_cookie(&issued.token, issued.session.expires_at)];
+    cookies.extend(new_csrf.as_deref().map(|c| reg.csrf_cookie(c)));
+    let res = if ctx.is_json() {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY)
+            .id("browser_location_change_required")
+            .reason(format!(
+                "In order to complete this flow please redirect the browser to: {settings_url}"
+            ))
+            .with("redirect_browser_to", Value::String(settings_url))
+            .into_response()
+    } else {
+        see_other(&settings_url)
+    };
+    with_cookies(res, cookies)
+}
+
+/// `POST /admin/recovery/code` body.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct AdminCodeBody {
+    identity_id: Uuid,
+    #[serde(default)]
+    expires_in: Option<String>,
+    #[serde(default)]
+    flow_type: Option<String>,
+}
+
+/// `POST /admin/recovery/code`: a recovery flow already in the "code sent" state for the
+/// identity, its link and its code (201).
+pub(crate) async fn create_code_for_identity(
+    reg: &Registry,
+    ctx: &Ctx,
+    body: AdminCodeBody,
+) -> Response {
+    let flow_type = match body.flow_type.as_deref() {
+        None | Some("browser") => FlowType::Browser,
+        Some("api") => FlowType::Api,
+        Some(other) => {
+            return ApiError::bad_request(format!("Unknown flow type {other:?}.")).into_response();
+        }
+    };
+    let lifespan = match body.expires_in.as_deref() {
+        None | Some("") => reg.config.recovery.lifespan,
+        Some(s) => match crate::config::parse_duration(s) {
+            Some(d) if d.is_positive() => d,
+            _ => {
+                return ApiError::bad_request(format!(
+                    "Unable to parse \"expires_in\": {s:?} is not a duration such as 1h."
+                ))
+                .into_response();
+            }
+        },
+    };
+    let identity = match reg.store.get_identity(body.identity_id, false).await {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            return ApiError::not_found("The requested resource could not be found")
+                .reason("The identity could not be found.")
+                .into_response();
+        }
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let mut flow = match super::create(
+        reg,
+        ctx,
+        NewFlow {
+            kind: Kind::Recovery,
+            flow_type,
+            csrf_cookie: None,
+            return_to: None,
+            identity_id: None,
+        },
+        nodes,
+    )
+    .await
+    {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let now = reg.now();
+    flow.expires_at = now + lifespan;
+    flow.state = "sent_email".into();
+    flow.active = Some("code".into());
+    let (code, expires_at) =
+        match code::issue(reg, flow.id, Kind::Recovery, identity.id, "", lifespan).await {
+            Ok(c) => c,
+            Err(e) => return ApiError::from(e).into_response(),
+        };
+    code::code_nodes(&mut flow.ui, "", text::label_recovery_code());
+    flow.ui.nodes.retain(|n| n.name() != "email");
+    flow.updated_at = now;
+    if let Err(e) = reg.store.update_flow(&flow).await {
+        return ApiError::from(e).into_response();
+    }
+    let link = format!(
+        "{}?flow={}",
+        join_url(&reg.config.public_base_url, "/self-service/recovery"),
+        flow.id
+    );
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "recovery_link": link,
+            "recovery_code": code.expose(),
+            "expires_at": portcullis_core::timefmt::rfc3339(expires_at),
+        })),
+    )
+        .into_response()
+}

@@ -1,0 +1,315 @@
+//! The verification flow with the `code` method: the user names an address, a code is
+//! e-mailed to it, and submitting the code marks the address verified. Unknown addresses see
+//! exactly the same "code sent" state (and, with `notify_unknown_recipients`, the address gets
+//! a notice instead of a code). The e-mailed link (`GET /self-service/verification?flow=&code=`)
+//! redeems the code without a form, so it carries no CSRF token: the code is the proof.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+
+use super::{Flow, FlowType, Kind, NewFlow};
+use crate::config::join_url;
+use crate::courier::{enqueue_email, template};
+use crate::driver::Registry;
+use crate::error::ApiError;
+use crate::persistence::{FlowStore, StoreError};
+use crate::schema::normalize_identifier;
+use crate::selfservice::strategy::code::{self, CodeStore};
+use crate::text;
+use crate::ui::Container;
+use crate::x::{self, Ctx};
+
+/// The first form: e-mail address and "Continue".
+pub(crate) fn nodes(_: &Registry, ui: &mut Container, masked_csrf: Option<&str>) {
+    code::email_nodes(ui, masked_csrf);
+}
+
+fn disabled() -> ApiError {
+    ApiError::bad_request("Verification is not allowed because it was disabled.")
+        .id("self_service_flow_disabled")
+}
+
+/// `GET /self-service/verification/{browser,api}`.
+pub(crate) async fn init(reg: Arc<Registry>, ctx: Ctx, flow_type: FlowType) -> Response {
+    if !reg.config.verification_enabled {
+        return disabled().into_response();
+    }
+    match create(&reg, &ctx, flow_type, ctx.query("return_to")).await {
+        Ok((flow, set_csrf)) => match flow_type {
+            FlowType::Browser => super::respond_browser_init(&reg, &ctx, &flow, set_csrf),
+            FlowType::Api => Json(flow.to_json()).into_response(),
+        },
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Creates a verification flow (browser flows bound to the request's CSRF cookie).
+pub(crate) async fn create(
+    reg: &Registry,
+    ctx: &Ctx,
+    flow_type: FlowType,
+    return_to: Option<String>,
+) -> Result<(Flow, Option<String>), ApiError> {
+    let (csrf_cookie, set_csrf) = match flow_type {
+        FlowType::Browser => {
+            let (v, set) = reg.ensure_csrf(ctx);
+            (Some(v), set)
+        }
+        FlowType::Api => (None, None),
+    };
+    let flow = super::create(
+        reg,
+        ctx,
+        NewFlow {
+            kind: Kind::Verification,
+            flow_type,
+            csrf_cookie: csrf_cookie.as_deref(),
+            return_to,
+            identity_id: None,
+        },
+        nodes,
+    )
+    .await?;
+    Ok((flow, set_csrf))
+}
+
+/// `POST /self-service/verification?flow=` (form or JSON), and `GET` with `code` from the
+/// e-mailed link.
+pub(crate) async fn submit(reg: Arc<Registry>, ctx: Ctx, body: bytes::Bytes) -> Response {
+    submit_code_flow(&reg, &ctx, Kind::Verification, body).await
+}
+
+/// The submission logic verification and recovery share; `Kind` picks the texts, the
+/// templates and what success does.
+pub(crate) async fn submit_code_flow(
+    reg: &Registry,
+    ctx: &Ctx,
+    kind: Kind,
+    body: bytes::Bytes,
+) -> Response {
+    let recovery = kind == Kind::Recovery;
+    let mut flow = match super::load(reg, ctx, kind, "flow").await {
+        Ok(f) => f,
+        Err(e) => return super::unrecoverable(reg, ctx, e).await,
+    };
+    let link_click = ctx.method == http::Method::GET;
+    let body = if link_click {
+        serde_json::json!({"method": "code", "code": ctx.query("code").unwrap_or_default()})
+    } else {
+        match x::parse_body(ctx, &body) {
+            Ok(b) => b,
+            Err(e) => return super::unrecoverable(reg, ctx, e).await,
+        }
+    };
+    if flow.expires_at <= reg.now() {
+        let message = if recovery {
+            text::recovery_flow_expired
+        } else {
+            text::verification_flow_expired
+        };
+        return super::expired(
+            reg,
+            ctx,
+            &flow,
+            |_, ui, csrf| code::email_nodes(ui, csrf),
+            message,
+        )
+        .await;
+    }
+    if !link_click && let Err(e) = super::check_csrf(reg, ctx, &flow, &body) {
+        return super::unrecoverable(reg, ctx, e).await;
+    }
+    flow.ui.reset_messages();
+    if flow.state == "passed_challenge" {
+        flow.ui.messages.push(text::retry_success(recovery));
+        return super::respond_with_errors(reg, ctx, flow).await;
+    }
+    if x::body_str(&body, "method") != Some("code") || !reg.config.code.enabled {
+        flow.ui.messages.push(text::validation_generic(if recovery {
+            "Could not find a strategy to recover your account with. Did you fill out the form correctly?"
+        } else {
+            "Could not find a strategy to verify your account with. Did you fill out the form correctly?"
+        }));
+        return super::respond_with_errors(reg, ctx, flow).await;
+    }
+    let submitted_code = x::body_str(&body, "code")
+        .map(str::trim)
+        .unwrap_or_default();
+    if !submitted_code.is_empty() {
+        return match redeem(reg, &flow, submitted_code).await {
+            Ok(Some((identity_id, address))) => {
+                if recovery {
+                    super::recovery::succeed(reg, ctx, flow, identity_id, &address).await
+                } else {
+                    verified(reg, ctx, flow, identity_id, &address).await
+                }
+            }
+            Ok(None) => {
+                flow.ui.messages.push(if recovery {
+                    text::recovery_code_invalid()
+                } else {
+                    text::verification_code_invalid()
+                });
+                super::respond_with_errors(reg, ctx, flow).await
+            }
+            Err(e) => ApiError::from(e).into_response(),
+        };
+    }
+    let Some(email) = x::body_str(&body, "email").filter(|e| !e.trim().is_empty()) else {
+        flow.ui
+            .add_message("email", text::missing_property("email"));
+        return super::respond_with_errors(reg, ctx, flow).await;
+    };
+    if !code::is_email(email) {
+        flow.ui.refill(&body);
+        flow.ui.add_message("email", text::invalid_email());
+        return super::respond_with_errors(reg, ctx, flow).await;
+    }
+    let address = normalize_identifier(email);
+    if let Err(e) = send_code(reg, &flow, &address).await {
+        return ApiError::from(e).into_response();
+    }
+    mark_sent(&mut flow, &address);
+    super::respond_with_flow(reg, ctx, flow).await
+}
+
+/// Moves a flow to `sent_email`: the code form, and the "code sent" message.
+fn mark_sent(flow: &mut Flow, address: &str) {
+    let recovery = flow.kind == Kind::Recovery;
+    flow.state = "sent_email".into();
+    flow.active = Some("code".into());
+    let label = if recovery {
+        text::label_recovery_code()
+    } else {
+        text::label_verification_code()
+    };
+    code::code_nodes(&mut flow.ui, address, label);
+    flow.ui.messages.push(if recovery {
+        text::recovery_email_with_code_sent()
+    } else {
+        text::verification_email_with_code_sent()
+    });
+}
+
+/// After registration: a verification flow for `address` with the code already sent (browser
+/// flows bound to `csrf_cookie`), as Kratos's implicit verification hook does.
+pub(crate) async fn create_sent(
+    reg: &Registry,
+    ctx: &Ctx,
+    flow_type: FlowType,
+    csrf_cookie: Option<&str>,
+    address: &str,
+) -> Result<Flow, ApiError> {
+    let mut flow = super::create(
+        reg,
+        ctx,
+        NewFlow {
+            kind: Kind::Verification,
+            flow_type,
+            csrf_cookie,
+            return_to: None,
+            identity_id: None,
+        },
+        nodes,
+    )
+    .await?;
+    send_code(reg, &flow, address).await?;
+    mark_sent(&mut flow, address);
+    flow.updated_at = reg.now();
+    reg.store.update_flow(&flow).await?;
+    Ok(flow)
+}
+
+/// Counts the attempt and redeems the code if it is right and attempts remain.
+async fn redeem(
+    reg: &Registry,
+    flow: &Flow,
+    submitted: &str,
+) -> Result<Option<(uuid::Uuid, String)>, StoreError> {
+    let attempts = reg.store.count_submission(flow.id).await?;
+    if attempts > reg.config.code.max_submissions {
+        tracing::info!(flow = %flow.id, attempts, "code submissions exhausted");
+        return Ok(None);
+    }
+    reg.store
+        .redeem_code(flow.id, &code::hash(reg, flow.id, submitted), reg.now())
+        .await
+}
+
+/// Sends a code to `address` if an identity owns it (else, if configured, a notice).
+async fn send_code(reg: &Registry, flow: &Flow, address: &str) -> Result<(), StoreError> {
+    let recovery = flow.kind == Kind::Recovery;
+    let owner = reg.store.address_owner(address, recovery).await?;
+    let config = if recovery {
+        &reg.config.recovery
+    } else {
+        &reg.config.verification
+    };
+    match owner {
+        Some(identity_id) => {
+            let (code, _) = code::issue(
+                reg,
+                flow.id,
+                flow.kind,
+                identity_id,
+                address,
+                reg.config.code.lifespan,
+            )
+            .await?;
+            let rendered = if recovery {
+                template::recovery_code_valid(code.expose())
+            } else {
+                let link = format!(
+                    "{}?flow={}&code={}",
+                    join_url(&reg.config.public_base_url, "/self-service/verification"),
+                    flow.id,
+                    code.expose()
+                );
+                template::verification_code_valid(code.expose(), &link)
+            };
+            enqueue_email(reg, address, rendered).await?;
+        }
+        None if config.notify_unknown_recipients => {
+            let rendered = if recovery {
+                template::recovery_code_invalid()
+            } else {
+                template::verification_code_invalid()
+            };
+            enqueue_email(reg, address, rendered).await?;
+        }
+        None => {
+            tracing::debug!(flow = %flow.id, "code requested for an unknown address; nothing sent");
+        }
+    }
+    Ok(())
+}
+
+async fn verified(
+    reg: &Registry,
+    ctx: &Ctx,
+    mut flow: Flow,
+    identity_id: uuid::Uuid,
+    address: &str,
+) -> Response {
+    if let Err(e) = reg
+        .store
+        .mark_verified(identity_id, address, reg.now())
+        .await
+    {
+        return ApiError::from(e).into_response();
+    }
+    tracing::info!(identity = %identity_id, "address verified");
+    flow.state = "passed_challenge".into();
+    let csrf = flow
+        .ui
+        .nodes
+        .iter()
+        .find(|n| n.name() == "csrf_token")
+        .cloned();
+    flow.ui.nodes.clear();
+    flow.ui.nodes.extend(csrf);
+    flow.ui.messages.push(text::verification_success());
+    super::respond_with_flow(reg, ctx, flow).await
+}
