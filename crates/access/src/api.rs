@@ -9,14 +9,16 @@ use http::{StatusCode, header};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::Access;
-use crate::request;
+use crate::pipeline::mutate::Mutator;
+use crate::{Access, credentials, request};
 
 pub(crate) fn router(access: Access) -> Router {
     Router::new()
         .route("/health/alive", get(alive))
         .route("/health/ready", get(ready))
         .route("/version", get(version))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/metrics", get(metrics))
         .route("/rules", get(list_rules))
         .route("/rules/{id}", get(get_rule))
         .route("/decisions", any(decisions))
@@ -28,13 +30,33 @@ async fn alive() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Ready means "serving a rule set with at least one valid rule" (Oathkeeper's
+/// `rules_loaded` check): 200 `{"status":"ok"}`, else 503 `{"errors":{"rules_loaded":…}}`.
+///
+/// A rule file whose latest edit failed to load does not make the proxy unready — it keeps
+/// enforcing the last good rules, and every replica watching the same broken ConfigMap
+/// dropping out of rotation would turn a typo into an outage — but it is never hidden:
+/// each such repository is listed under `errors` (keyed by its URL, with the file, line and
+/// rule of the problem) next to the status, on 200 and 503 alike, until the file loads.
 async fn ready(State(access): State<Access>) -> Response {
+    let mut errors = serde_json::Map::new();
+    for (location, error) in access.reload_failures() {
+        errors.insert(location, json!(error));
+    }
     if access.snapshot().rules.valid_count() > 0 {
-        Json(json!({"status": "ok"})).into_response()
+        let mut body = json!({"status": "ok"});
+        if !errors.is_empty() {
+            body["errors"] = serde_json::Value::Object(errors);
+        }
+        Json(body).into_response()
     } else {
+        errors.insert(
+            "rules_loaded".into(),
+            json!("no valid access rules are loaded"),
+        );
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"errors": {"rules_loaded": "no valid access rules are loaded"}})),
+            Json(json!({ "errors": errors })),
         )
             .into_response()
     }
@@ -42,6 +64,48 @@ async fn ready(State(access): State<Access>) -> Response {
 
 async fn version() -> Json<serde_json::Value> {
     Json(json!({"version": env!("CARGO_PKG_VERSION")}))
+}
+
+/// The public keys of every key set the `id_token` mutator signs with: the global
+/// `mutators.id_token.config.jwks_url` and each rule's own; symmetric keys are never shown.
+async fn jwks(State(access): State<Access>) -> Response {
+    let mut urls: Vec<String> = access.config().id_token_jwks_url().into_iter().collect();
+    for rule in access.snapshot().rules.rules() {
+        let Ok(pipeline) = &rule.pipeline else {
+            continue;
+        };
+        for mutator in &pipeline.mutators {
+            if let Mutator::IdToken(m) = mutator
+                && !urls.iter().any(|u| u == m.jwks_url())
+            {
+                urls.push(m.jwks_url().to_string());
+            }
+        }
+    }
+    let mut keys = Vec::new();
+    for url in &urls {
+        match access.fetcher().resolve(url).await {
+            Ok(set) => keys.extend(set.keys.iter().filter_map(credentials::public_part)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot publish JSON Web Keys");
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(json!({"error": {"code": 500, "status": "Internal Server Error",
+                        "message": "An internal server error occurred, please contact the system administrator"}})),
+                )
+                    .into_response();
+            }
+        }
+    }
+    Json(json!({ "keys": keys })).into_response()
+}
+
+async fn metrics(State(access): State<Access>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        access.metrics().render(),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -82,7 +146,7 @@ async fn get_rule(State(access): State<Access>, Path(id): Path<String>) -> Respo
 }
 
 async fn decisions(State(access): State<Access>, req: Request) -> Response {
-    let (parts, _body) = req.into_parts();
+    let (parts, mut body) = req.into_parts();
     let rest = parts
         .uri
         .path()
@@ -94,7 +158,9 @@ async fn decisions(State(access): State<Access>, req: Request) -> Response {
     if let Err(error) = valid {
         return snapshot.respond(&error.into(), &ctx);
     }
-    match snapshot.decide(&ctx).await {
+    let outcome = snapshot.decide(&ctx, &mut body).await;
+    access.record(crate::metrics::API, &outcome);
+    match outcome {
         Ok(decision) => {
             let mut response = StatusCode::OK.into_response();
             for name in decision.session.header.keys() {

@@ -36,6 +36,10 @@ pub struct AccessConfig {
     /// `errors.fallback`.
     pub fallback: Vec<String>,
     pub(crate) handlers: Handlers,
+    pub(crate) proxy_cors: Option<tower_http::cors::CorsLayer>,
+    pub(crate) api_cors: Option<tower_http::cors::CorsLayer>,
+    /// `serve.prometheus.metric_name_prefix`.
+    pub metric_name_prefix: String,
     /// Environment variables that overrode the file.
     pub env_used: Vec<String>,
 }
@@ -70,6 +74,14 @@ struct Raw {
 struct RawServe {
     proxy: RawListener,
     api: RawListener,
+    #[serde(default)]
+    prometheus: Option<RawPrometheus>,
+}
+
+#[derive(Deserialize)]
+struct RawPrometheus {
+    #[serde(default)]
+    metric_name_prefix: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -162,20 +174,17 @@ impl AccessConfig {
                     .into());
             }
         };
-        for (name, listener) in [("proxy", &raw.serve.proxy), ("api", &raw.serve.api)] {
-            if listener
-                .cors
-                .as_ref()
-                .and_then(|c| c.get("enabled"))
-                .and_then(Value::as_bool)
-                == Some(true)
-            {
-                tracing::warn!(
-                    origin = doc.origin(),
-                    "serve.{name}.cors is enabled but CORS is not applied yet"
-                );
-            }
-        }
+        let cors = |name: &str, listener: &RawListener| {
+            crate::cors::layer(listener.cors.as_ref())
+                .map_err(|e| doc.error_at(&format!("/serve/{name}/cors"), e))
+        };
+        let proxy_cors = cors("proxy", &raw.serve.proxy)?;
+        let api_cors = cors("api", &raw.serve.api)?;
+        let metric_name_prefix = raw
+            .serve
+            .prometheus
+            .and_then(|p| p.metric_name_prefix)
+            .unwrap_or_else(|| "ory_oathkeeper_".to_string());
         Ok(Self {
             origin: doc.origin().to_string(),
             proxy: Listener {
@@ -191,6 +200,9 @@ impl AccessConfig {
             matching_strategy,
             fallback: raw.errors.fallback,
             handlers: Handlers::from_config(&value, schemas),
+            proxy_cors,
+            api_cors,
+            metric_name_prefix,
             env_used,
         })
     }
@@ -204,6 +216,37 @@ impl AccessConfig {
     /// (Oathkeeper's is [`OATHKEEPER_PROXY_PORT`]).
     pub fn proxy_addr(&self, default_port: u16) -> SocketAddr {
         self.proxy.addr(default_port)
+    }
+
+    /// `authenticators.jwt.config.jwks_ttl` (read from the global config only, as Oathkeeper
+    /// does: one key cache serves every rule); 30 s when unset or invalid.
+    pub fn jwks_ttl(&self) -> std::time::Duration {
+        self.handlers
+            .global(Kind::Authenticator, "jwt")
+            .and_then(|c| c.get("jwks_ttl"))
+            .and_then(Value::as_str)
+            .and_then(|t| crate::pipeline::parse_duration(t).ok())
+            .unwrap_or(std::time::Duration::from_secs(30))
+    }
+
+    /// `authenticators.jwt.config.jwks_max_wait` (global only): how long a request waits for
+    /// the refresh of expired keys before the stale ones answer; 1 s when unset or invalid.
+    pub fn jwks_max_wait(&self) -> std::time::Duration {
+        self.handlers
+            .global(Kind::Authenticator, "jwt")
+            .and_then(|c| c.get("jwks_max_wait"))
+            .and_then(Value::as_str)
+            .and_then(|t| crate::pipeline::parse_duration(t).ok())
+            .unwrap_or(std::time::Duration::from_secs(1))
+    }
+
+    /// `mutators.id_token.config.jwks_url`, when the global config sets one.
+    pub fn id_token_jwks_url(&self) -> Option<String> {
+        self.handlers
+            .global(Kind::Mutator, "id_token")
+            .and_then(|c| c.get("jwks_url"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
     }
 
     /// The API address: `serve.api.host`/`port`, with `default_port` when no port is set
@@ -266,6 +309,11 @@ impl Handlers {
             }
         }
         Self { map }
+    }
+
+    /// The global config of handler `id` (schema defaults filled), enabled or not.
+    pub fn global(&self, kind: Kind, id: &str) -> Option<&Value> {
+        self.map.get(&(kind, id.to_string())).map(|s| &s.config)
     }
 
     /// The merged config of handler `id` for one rule (global deep-merged with the rule's),

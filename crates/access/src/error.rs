@@ -20,6 +20,9 @@ pub enum AccessError {
         /// Why it is invalid.
         reason: String,
     },
+    /// The `file://` rule repositories cannot be watched for changes.
+    #[error("cannot watch access rule files: {0}")]
+    Watch(String),
     /// The embedded Oathkeeper schema could not be prepared (a build defect).
     #[error("built-in Oathkeeper config schema: {0}")]
     Schema(String),

@@ -1,6 +1,7 @@
 //! The Oathkeeper-compatible access proxy: `oathkeeper.yml` and access rules in Oathkeeper's
 //! format, the authenticate → authorize → mutate pipeline, a reverse proxy that forwards
-//! allowed requests to the rule's upstream, and the API (`/decisions`, `/rules`, health).
+//! allowed requests to the rule's upstream, and the API (`/decisions`, `/rules`,
+//! `/.well-known/jwks.json`, health, `/metrics`).
 //!
 //! Key decision: compile once, run per request. The config is validated against Oathkeeper's
 //! own schema and every rule is compiled at load — its URL pattern into one anchored regex,
@@ -9,11 +10,19 @@
 //! a reload swaps in a new one only if it compiled. Session checks go through the
 //! [`SessionResolver`] seam: over HTTP by default (any Kratos), or in process when the binary
 //! registers a resolver for the identity server's whoami URL.
+//!
+//! `file://` rule repositories are watched (inotify via `notify`, see `rule/watcher.rs`); an
+//! edit that does not load (unreadable, unparseable, structurally invalid, duplicate ids)
+//! keeps the last good rules in force, is logged with file, line and rule id, and is listed
+//! by `/health/ready` until it is fixed (see [`Access::reload_files`]).
 
 mod api;
 pub mod config;
+mod cors;
+pub mod credentials;
 mod error;
 mod gjson;
+mod metrics;
 pub mod pipeline;
 mod proxy;
 mod request;
@@ -22,6 +31,7 @@ mod schema;
 pub mod session;
 mod template;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -46,9 +56,18 @@ pub struct Access {
 struct Inner {
     config: AccessConfig,
     client: portcullis_http::UpstreamClient,
+    fetcher: Arc<credentials::Fetcher>,
+    metrics: metrics::Metrics,
     resolvers: Mutex<Vec<(url::Url, Arc<dyn SessionResolver>)>>,
+    /// The last good document of every repository, index-aligned with the config's list.
     documents: Mutex<Vec<repository::Loaded>>,
     snapshot: ArcSwap<Snapshot>,
+    /// Repositories whose current content could not be loaded, with the error.
+    failures: Mutex<BTreeMap<String, String>>,
+    /// Serializes reloads (watcher, [`Access::reload_rules`]).
+    reloading: tokio::sync::Mutex<()>,
+    /// Kept alive for as long as the access proxy lives.
+    watcher: Mutex<Option<notify::RecommendedWatcher>>,
 }
 
 /// Everything a request decides on, swapped as a whole.
@@ -76,24 +95,39 @@ impl From<PipelineError> for Failure {
 }
 
 impl Access {
-    /// Loads every rule repository of `config` and compiles the rules.
+    /// Loads every rule repository of `config`, compiles the rules and starts watching the
+    /// `file://` repositories (must run inside a Tokio runtime). Any load error at start is
+    /// fatal; later, a bad edit keeps the last good rules (see [`Access::reload_files`]).
     pub async fn new(config: AccessConfig) -> Result<Self, AccessError> {
         let client = portcullis_http::upstream_client();
         let documents = load_documents(&config, &client).await?;
+        let fetcher = Arc::new(credentials::Fetcher::new(
+            client.clone(),
+            config.jwks_ttl(),
+            config.jwks_max_wait(),
+        ));
         let inner = Inner {
+            metrics: metrics::Metrics::new(&config.metric_name_prefix),
             config,
             client,
+            fetcher,
             resolvers: Mutex::new(Vec::new()),
             documents: Mutex::new(Vec::new()),
             snapshot: ArcSwap::from_pointee(Snapshot {
                 rules: RuleSet::default(),
                 fallback: Vec::new(),
             }),
+            failures: Mutex::new(BTreeMap::new()),
+            reloading: tokio::sync::Mutex::new(()),
+            watcher: Mutex::new(None),
         };
         let access = Self {
             inner: Arc::new(inner),
         };
         access.install(documents)?;
+        let watcher =
+            rule::watcher::start(&access).map_err(|e| AccessError::Watch(e.to_string()))?;
+        *lock(&access.inner.watcher) = watcher;
         Ok(access)
     }
 
@@ -117,9 +151,79 @@ impl Access {
     /// Re-reads every rule repository and swaps the new rules in; on any error the current
     /// rules stay in force and the error is returned. Returns the number of rules loaded.
     pub async fn reload_rules(&self) -> Result<usize, AccessError> {
+        let _reloading = self.inner.reloading.lock().await;
         let documents = load_documents(&self.inner.config, &self.inner.client).await?;
         self.install(documents)?;
+        lock(&self.inner.failures).clear();
         Ok(self.inner.snapshot.load().rules.rules().len())
+    }
+
+    /// Re-reads the `file://` repositories (what the watcher runs after a change). Files whose
+    /// text changed are re-parsed and, if the whole set then compiles, swapped in. A file that
+    /// cannot be read, parsed or compiled keeps its last good rules in force; the error (file,
+    /// line, rule id) is logged and listed by [`Access::reload_failures`] until the file loads.
+    pub async fn reload_files(&self) {
+        let _reloading = self.inner.reloading.lock().await;
+        let mut documents = lock(&self.inner.documents).clone();
+        let mut changed = Vec::new();
+        for (i, location) in self.inner.config.repositories.iter().enumerate() {
+            let Some(path) = repository::file_path(location) else {
+                continue;
+            };
+            let parsed = match repository::read_file(&path).await {
+                Ok((_, text)) if documents.get(i).is_some_and(|d| d.source == text) => {
+                    // Back to the content in force (e.g. a broken edit was reverted).
+                    lock(&self.inner.failures).remove(location);
+                    continue;
+                }
+                Ok((origin, text)) => repository::parse(&text, &origin),
+                Err(e) => Err(e),
+            };
+            match (parsed, documents.get_mut(i)) {
+                (Ok(loaded), Some(slot)) => {
+                    *slot = loaded;
+                    changed.push(location.clone());
+                }
+                (Ok(_), None) => {}
+                (Err(e), _) => self.reload_failed(location, &e.to_string()),
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        match self.install(documents) {
+            Ok(()) => {
+                let mut failures = lock(&self.inner.failures);
+                for location in &changed {
+                    failures.remove(location);
+                }
+                tracing::info!(
+                    repositories = ?changed,
+                    rules = self.inner.snapshot.load().rules.rules().len(),
+                    "access rules reloaded"
+                );
+            }
+            Err(e) => {
+                for location in &changed {
+                    self.reload_failed(location, &e.to_string());
+                }
+            }
+        }
+    }
+
+    fn reload_failed(&self, location: &str, error: &str) {
+        tracing::error!(
+            repository = location,
+            %error,
+            "access rules not reloaded; the last good rules stay in force"
+        );
+        lock(&self.inner.failures).insert(location.to_string(), error.to_string());
+    }
+
+    /// Repositories whose current content failed to load (the last good rules are served),
+    /// with the error; empty when every repository is loaded as it is now.
+    pub fn reload_failures(&self) -> BTreeMap<String, String> {
+        lock(&self.inner.failures).clone()
     }
 
     /// The config in force.
@@ -132,21 +236,49 @@ impl Access {
         self.inner.snapshot.load().rules.rules().to_vec()
     }
 
-    /// The proxy server (`serve.proxy`, Oathkeeper's :4455, Portcullis' :8080).
+    /// The proxy server (`serve.proxy`, Oathkeeper's :4455, Portcullis' :8080), with
+    /// `serve.proxy.cors` in front when enabled.
     pub fn proxy_router(&self) -> axum::Router {
-        proxy::router(self.clone())
+        self.outer_layers(
+            proxy::router(self.clone()),
+            metrics::PROXY,
+            self.inner.config.proxy_cors.clone(),
+        )
     }
 
     /// The API server (`serve.api`, :4456): `/decisions`, `/rules`, `/rules/{id}`,
-    /// `/health/alive`, `/health/ready`, `/version`.
+    /// `/.well-known/jwks.json`, `/health/alive`, `/health/ready`, `/version`, `/metrics`,
+    /// with `serve.api.cors` in front when enabled.
     pub fn api_router(&self) -> axum::Router {
-        api::router(self.clone())
+        self.outer_layers(
+            api::router(self.clone()),
+            metrics::API,
+            self.inner.config.api_cors.clone(),
+        )
+    }
+
+    /// Metrics around the router, CORS outermost (preflights never reach rule matching).
+    fn outer_layers(
+        &self,
+        router: axum::Router,
+        service: &'static str,
+        cors: Option<tower_http::cors::CorsLayer>,
+    ) -> axum::Router {
+        let router = router.layer(axum::middleware::from_fn_with_state(
+            (self.clone(), service),
+            metrics::track,
+        ));
+        match cors {
+            Some(cors) => router.layer(cors),
+            None => router,
+        }
     }
 
     fn install(&self, documents: Vec<repository::Loaded>) -> Result<(), AccessError> {
         let ctx = CompileContext {
             client: self.inner.client.clone(),
             resolvers: lock(&self.inner.resolvers).clone(),
+            fetcher: Arc::clone(&self.inner.fetcher),
         };
         let config = &self.inner.config;
         let rules = RuleSet::compile(
@@ -178,6 +310,26 @@ impl Access {
         self.inner.snapshot.load_full()
     }
 
+    /// Counts a pipeline outcome for `decisions_total`.
+    pub(crate) fn record(&self, service: &str, outcome: &Result<Decision, Failure>) {
+        let (rule, decision) = match outcome {
+            Ok(d) => (d.rule.raw.id.as_str(), "allowed".to_string()),
+            Err(f) => (
+                f.rule.as_ref().map_or("", |r| r.raw.id.as_str()),
+                f.error.kind_name(),
+            ),
+        };
+        self.inner.metrics.decision(service, rule, &decision);
+    }
+
+    pub(crate) fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
+
+    pub(crate) fn fetcher(&self) -> &credentials::Fetcher {
+        &self.inner.fetcher
+    }
+
     pub(crate) fn client(&self) -> &portcullis_http::UpstreamClient {
         &self.inner.client
     }
@@ -202,9 +354,30 @@ async fn load_documents(
     Ok(documents)
 }
 
+/// The most a `remote` authorizer buffers of a request body.
+const MAX_BUFFERED_BODY: usize = 8 << 20;
+
+/// Reads the whole body, leaving an identical one in its place for the upstream.
+async fn buffer(body: &mut axum::body::Body) -> Result<bytes::Bytes, PipelineError> {
+    use http_body_util::BodyExt;
+    let taken = std::mem::take(body);
+    let bytes = http_body_util::Limited::new(taken, MAX_BUFFERED_BODY)
+        .collect()
+        .await
+        .map_err(|e| PipelineError::bad_request(format!("reading the request body: {e}")))?
+        .to_bytes();
+    *body = axum::body::Body::from(bytes.clone());
+    Ok(bytes)
+}
+
 impl Snapshot {
-    /// Matches the request and runs the rule's pipeline.
-    pub(crate) async fn decide(&self, request: &RequestContext) -> Result<Decision, Failure> {
+    /// Matches the request and runs the rule's pipeline. `body` is read (and replaced by its
+    /// buffered copy) only when the authorizer sends it on (`remote`).
+    pub(crate) async fn decide(
+        &self,
+        request: &RequestContext,
+        body: &mut axum::body::Body,
+    ) -> Result<Decision, Failure> {
         let (rule, captures) = self.rules.find(request)?;
         let fail = |error: PipelineError| Failure {
             error,
@@ -239,9 +412,18 @@ impl Snapshot {
                 "no authenticator was responsible for the request's credentials",
             )));
         }
-        pipeline.authorizer.authorize().map_err(fail)?;
+        let buffered = if pipeline.authorizer.needs_body() {
+            Some(buffer(body).await.map_err(fail)?)
+        } else {
+            None
+        };
+        pipeline
+            .authorizer
+            .authorize(request, &mut session, buffered)
+            .await
+            .map_err(fail)?;
         for mutator in &pipeline.mutators {
-            mutator.mutate(request, &mut session).map_err(fail)?;
+            mutator.mutate(request, &mut session).await.map_err(fail)?;
         }
         Ok(Decision { rule, session })
     }

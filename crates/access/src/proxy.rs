@@ -29,14 +29,16 @@ pub(crate) fn router(access: Access) -> axum::Router {
 }
 
 async fn handle(State(access): State<Access>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
+    let (parts, mut body) = req.into_parts();
     let snapshot = access.snapshot();
     let trust = access.config().trust_forwarded_headers;
     let (ctx, valid) = request::for_proxy(&parts, trust);
     if let Err(error) = valid {
         return snapshot.respond(&error.into(), &ctx);
     }
-    let decision = match snapshot.decide(&ctx).await {
+    let outcome = snapshot.decide(&ctx, &mut body).await;
+    access.record(crate::metrics::PROXY, &outcome);
+    let decision = match outcome {
         Ok(d) => d,
         Err(failure) => return snapshot.respond(&failure, &ctx),
     };

@@ -2,73 +2,19 @@
 //! the API, all on 127.0.0.1:0, configured from the tutorial's own files.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use portcullis_access::{Access, AccessConfig, ResolveError, SessionCredentials, SessionResolver};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
-fn reference(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference")
-        .join(path)
-}
-
-fn read_reference(path: &str) -> String {
-    let p = reference(path);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
-}
-
-async fn listener() -> (TcpListener, SocketAddr) {
-    let l = portcullis_http::bind("127.0.0.1:0".parse().expect("addr"), "test")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr");
-    (l, addr)
-}
-
-fn serve(l: TcpListener, app: axum::Router) {
-    tokio::spawn(portcullis_http::serve(
-        l,
-        app,
-        "test",
-        portcullis_http::Shutdown::new(),
-    ));
-}
-
-/// An upstream that echoes what it received.
-async fn upstream() -> SocketAddr {
-    async fn echo(req: Request) -> Json<Value> {
-        let (parts, body) = req.into_parts();
-        let headers: serde_json::Map<String, Value> = parts
-            .headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or_default())))
-            .collect();
-        let body = axum::body::to_bytes(body, 1 << 20)
-            .await
-            .unwrap_or_default();
-        Json(json!({
-            "message": "Hello microservice",
-            "method": parts.method.as_str(),
-            "path": parts.uri.path(),
-            "query": parts.uri.query(),
-            "headers": headers,
-            "body": String::from_utf8_lossy(&body),
-        }))
-    }
-    let (l, addr) = listener().await;
-    serve(l, axum::Router::new().fallback(echo));
-    addr
-}
+mod common;
+use common::*;
 
 fn kratos_session(id: &str) -> Value {
     json!({
@@ -169,13 +115,6 @@ async fn tutorial_stack(
         whoami_url,
         _dir: dir,
     }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
 }
 
 #[tokio::test]
@@ -329,21 +268,6 @@ async fn unmatched_requests_get_404_and_wrong_methods_do_not_match() {
     assert_eq!(body["path"], "/hello");
 }
 
-/// Sends a GET with the request target exactly as given and returns the status code.
-async fn raw_get(addr: SocketAddr, target: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let request = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.expect("read");
-    let text = String::from_utf8_lossy(&response);
-    text.split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status line")
-}
-
 struct CountingResolver {
     calls: AtomicUsize,
 }
@@ -413,13 +337,6 @@ async fn in_process_resolver_replaces_the_http_check() {
         "no HTTP session check happened"
     );
     assert!(stack.whoami_url.ends_with("/sessions/whoami"));
-}
-
-fn inline(rules: &Value) -> String {
-    format!(
-        "inline://{}",
-        base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(rules).expect("json"))
-    )
 }
 
 /// A config built in code with the header mutator and inline rules.
@@ -787,11 +704,193 @@ async fn quickstart_config_and_rules_load() {
     let access = Access::new(config).await.expect("quickstart rules load");
     let all = access.rules();
     assert_eq!(all.len(), 3);
-    // The id_token mutator is not implemented yet: that rule is kept but invalid (500).
+    // Every rule compiles, including the id_token one with its `{{ .Extra | toJson }}` claims.
     let invalid: Vec<_> = all
         .iter()
-        .filter(|r| r.pipeline.is_err())
-        .map(|r| r.raw.id.as_str())
+        .filter_map(|r| {
+            r.pipeline
+                .as_ref()
+                .err()
+                .map(|e| format!("{}: {e}", r.raw.id))
+        })
         .collect();
-    assert_eq!(invalid, vec!["ory:kratos-selfservice-ui-node:protected"]);
+    assert!(invalid.is_empty(), "{invalid:?}");
+}
+
+#[tokio::test]
+async fn watched_rule_files_hot_reload_and_keep_the_last_good_rules() {
+    let upstream = upstream().await;
+    let (proxy_l, proxy) = listener().await;
+    let (api_l, api) = listener().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("access-rules.yml");
+    let location = format!("file://{}", path.display());
+    let rules = |ids: &[&str]| {
+        ids.iter()
+            .map(|id| {
+                format!(
+                    "- id: {id}\n  match:\n    url: http://{proxy}/{id}\n    methods: [GET]\n  \
+                     authenticators: [{{handler: noop}}]\n  authorizer: {{handler: allow}}\n  \
+                     mutators: [{{handler: noop}}]\n  upstream: {{url: \"http://{upstream}\"}}\n"
+                )
+            })
+            .collect::<String>()
+    };
+    std::fs::write(&path, rules(&["a"])).expect("write");
+    let config = json!({
+        "access_rules": {"repositories": [location]},
+        "authenticators": {"noop": {"enabled": true}},
+        "authorizers": {"allow": {"enabled": true}},
+        "mutators": {"noop": {"enabled": true}},
+    });
+    let access = Access::new(AccessConfig::from_value(config, "x").expect("config"))
+        .await
+        .expect("rules");
+    serve(proxy_l, access.proxy_router());
+    serve(api_l, access.api_router());
+    let status = |path: &'static str| async move {
+        client()
+            .get(format!("http://{proxy}/{path}"))
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    };
+    let ready = || async move {
+        let res = client()
+            .get(format!("http://{api}/health/ready"))
+            .send()
+            .await
+            .expect("ready");
+        let code = res.status().as_u16();
+        (code, res.json::<Value>().await.expect("json"))
+    };
+    assert_eq!(status("a").await, 200);
+    assert_eq!(status("b").await, 404);
+
+    // An edit in place goes live.
+    std::fs::write(&path, rules(&["a", "b"])).expect("write");
+    eventually("rule b is live", || async { status("b").await == 200 }).await;
+
+    // A broken edit: the last good rules stay, the error names file, line and rule.
+    std::fs::write(
+        &path,
+        format!(
+            "{}- id: broken-rule\n  match:\n    url: http://h/<a\n    methods: [GET]\n",
+            rules(&["a"])
+        ),
+    )
+    .expect("write");
+    eventually("the failure is reported", || async {
+        ready().await.1["errors"].get(&location).is_some()
+    })
+    .await;
+    let (code, body) = ready().await;
+    assert_eq!(code, 200, "still serving the last good rules: {body}");
+    assert_eq!(body["status"], "ok");
+    let error = body["errors"][&location].as_str().expect("message");
+    assert!(error.contains("access-rules.yml:11"), "{error}");
+    assert!(error.contains("broken-rule"), "{error}");
+    assert_eq!(status("b").await, 200, "old rules still served");
+
+    // Unparseable YAML, saved the way editors do it (write elsewhere, rename over).
+    let tmp = dir.path().join(".access-rules.yml.swp");
+    std::fs::write(&tmp, "- id: c\n  match: [unclosed\n").expect("write");
+    std::fs::rename(&tmp, &path).expect("rename");
+    eventually("the syntax error is reported", || async {
+        ready().await.1["errors"][&location]
+            .as_str()
+            .is_some_and(|e| e.contains("access-rules.yml:"))
+    })
+    .await;
+    assert_eq!(status("b").await, 200, "old rules still served");
+
+    // Fixed (again by rename): the new rules are live, the error is gone.
+    std::fs::write(&tmp, rules(&["a", "c"])).expect("write");
+    std::fs::rename(&tmp, &path).expect("rename");
+    eventually("rule c is live", || async { status("c").await == 200 }).await;
+    assert_eq!(status("b").await, 404);
+    let (code, body) = ready().await;
+    assert_eq!((code, body), (200, json!({"status": "ok"})));
+}
+
+#[tokio::test]
+async fn tutorial_cors_answers_preflights_before_rules() {
+    let stack = tutorial_stack(|r| r, None).await;
+    let res = client()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("http://{}/hello", stack.proxy),
+        )
+        .header("origin", "http://app.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .expect("preflight");
+    assert_eq!(res.status(), 200, "no rule matches OPTIONS, CORS answers");
+    let h = res.headers();
+    assert_eq!(h["access-control-allow-origin"], "http://app.example");
+    assert_eq!(h["access-control-allow-credentials"], "true");
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .expect("methods")
+            .contains("GET")
+    );
+    assert_eq!(stack.whoami.hits.load(Ordering::SeqCst), 0);
+    // Simple requests carry the CORS response headers too.
+    let res = client()
+        .get(format!("http://{}/hello", stack.proxy))
+        .header("origin", "http://app.example")
+        .header("cookie", "ory_kratos_session=valid")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "http://app.example"
+    );
+    assert_eq!(
+        res.headers()["access-control-expose-headers"],
+        "content-type"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_and_decisions_by_rule() {
+    let stack = tutorial_stack(|r| r, None).await;
+    for cookie in ["ory_kratos_session=valid", "ory_kratos_session=bad"] {
+        client()
+            .get(format!("http://{}/hello/", stack.proxy))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("request");
+    }
+    client()
+        .get(format!("http://{}/nowhere", stack.proxy))
+        .send()
+        .await
+        .expect("request");
+    let res = client()
+        .get(format!("http://{}/metrics", stack.api))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.expect("text");
+    for line in [
+        r#"ory_oathkeeper_requests_total{service="oathkeeper-proxy",method="GET",request="/hello",status_code="200"} 1"#,
+        r#"ory_oathkeeper_requests_total{service="oathkeeper-proxy",method="GET",request="/hello",status_code="401"} 1"#,
+        r#"ory_oathkeeper_requests_duration_seconds_count{service="oathkeeper-proxy",method="GET",request="/hello"} 2"#,
+        r#"ory_oathkeeper_decisions_total{service="oathkeeper-proxy",rule="api:hello-protected",decision="allowed"} 1"#,
+        r#"ory_oathkeeper_decisions_total{service="oathkeeper-proxy",rule="api:hello-protected",decision="unauthorized"} 1"#,
+        r#"ory_oathkeeper_decisions_total{service="oathkeeper-proxy",rule="",decision="not_found"} 1"#,
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    assert!(text.contains("# TYPE ory_oathkeeper_requests_duration_seconds histogram"));
 }

@@ -10,6 +10,7 @@ pub mod authn;
 pub mod authz;
 pub mod errors;
 pub mod mutate;
+pub mod remote;
 
 use std::sync::Arc;
 
@@ -251,6 +252,29 @@ pub struct CompileContext {
     pub client: portcullis_http::UpstreamClient,
     /// In-process session resolvers by `check_session_url`.
     pub resolvers: Vec<(url::Url, Arc<dyn SessionResolver>)>,
+    /// The shared JSON Web Key Set cache.
+    pub fetcher: Arc<crate::credentials::Fetcher>,
+}
+
+/// A Go duration as the schema allows it (`^[0-9]+(ns|us|ms|s|m|h)$`, e.g. `30s`, `15m`).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("duration {text:?} has no unit"))?;
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}"))?;
+    let d = std::time::Duration::from_nanos;
+    Ok(match unit {
+        "ns" => d(n),
+        "us" | "µs" => std::time::Duration::from_micros(n),
+        "ms" => std::time::Duration::from_millis(n),
+        "s" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_secs(n.saturating_mul(60)),
+        "h" => std::time::Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(format!("invalid duration unit in {text:?}")),
+    })
 }
 
 /// Deep-merges `overlay` onto `base`: objects merged key by key, everything else (arrays
@@ -298,6 +322,16 @@ mod tests {
         );
         assert_eq!(PipelineError::no_rule().kind_name(), "not_found");
         assert_eq!(PipelineError::unauthorized().kind_name(), "unauthorized");
+    }
+
+    #[test]
+    fn go_durations_parse() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("5d").is_err());
     }
 
     #[test]

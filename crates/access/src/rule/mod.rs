@@ -9,6 +9,7 @@
 
 pub mod matcher;
 pub mod repository;
+pub(crate) mod watcher;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -251,14 +252,14 @@ fn compile_pipeline(
         &raw.authorizer.handler,
         &raw.authorizer.config,
     )?;
-    let authorizer = Authorizer::compile(&raw.authorizer.handler, &config)
+    let authorizer = Authorizer::compile(&raw.authorizer.handler, &config, ctx)
         .map_err(|e| format!("authorizer {:?}: {e}", raw.authorizer.handler))?;
     let mutators = raw
         .mutators
         .iter()
         .map(|h| {
             let config = handlers.configure(Kind::Mutator, &h.handler, &h.config)?;
-            Mutator::compile(&h.handler, &config)
+            Mutator::compile(&h.handler, &config, ctx)
                 .map_err(|e| format!("mutator {:?}: {e}", h.handler))
         })
         .collect::<Result<_, _>>()?;

@@ -17,6 +17,8 @@ pub struct Loaded {
     pub rules: Vec<RawRule>,
     /// The parsed document.
     pub document: Document,
+    /// The text the rules were parsed from (a watched file is re-parsed only when it changes).
+    pub source: String,
 }
 
 /// Reads and parses one repository URL.
@@ -26,6 +28,24 @@ pub async fn load(
 ) -> Result<Loaded, ConfigError> {
     let (origin, text) = fetch(location, client).await?;
     parse(&text, &origin)
+}
+
+/// The local file behind a `file://` URL or bare path; `None` for other schemes.
+pub fn file_path(location: &str) -> Option<PathBuf> {
+    match location.strip_prefix("file://") {
+        Some(rest) => Some(PathBuf::from(rest)),
+        None if location.contains("://") => None,
+        None => Some(PathBuf::from(location)),
+    }
+}
+
+/// Reads a local rule file: its origin (for messages) and text.
+pub async fn read_file(path: &std::path::Path) -> Result<(String, String), ConfigError> {
+    let origin = path.display().to_string();
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| error(&origin, format!("cannot read access rules: {e}")))?;
+    Ok((origin, text))
 }
 
 fn error(origin: &str, message: String) -> ConfigError {
@@ -76,21 +96,13 @@ async fn fetch(
             .map_err(|_| error(location, "rules are not UTF-8".into()))?;
         return Ok((location.to_string(), text));
     }
-    let path = if let Some(rest) = location.strip_prefix("file://") {
-        PathBuf::from(rest)
-    } else if location.contains("://") {
-        return Err(error(
+    match file_path(location) {
+        Some(path) => read_file(&path).await,
+        None => Err(error(
             location,
             "unsupported access rule repository (supported: file://, inline://, http://)".into(),
-        ));
-    } else {
-        PathBuf::from(location)
-    };
-    let origin = path.display().to_string();
-    let text = tokio::fs::read_to_string(&path)
-        .await
-        .map_err(|e| error(&origin, format!("cannot read access rules: {e}")))?;
-    Ok((origin, text))
+        )),
+    }
 }
 
 /// Parses a JSON or YAML array of rules; errors carry the line and the rule's index.
@@ -103,10 +115,19 @@ pub fn parse(text: &str, origin: &str) -> Result<Loaded, ConfigError> {
     };
     let mut rules = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
+        let id = item.get("id").and_then(|v| v.as_str()).map(str::to_string);
         let rule: RawRule = serde_json::from_value(item).map_err(|e| {
-            document.error_at(&format!("/{i}"), format!("invalid access rule: {e}"))
+            let message = match &id {
+                Some(id) => format!("rule {id:?}: invalid access rule: {e}"),
+                None => format!("invalid access rule: {e}"),
+            };
+            document.error_at(&format!("/{i}"), message)
         })?;
         rules.push(rule);
     }
-    Ok(Loaded { rules, document })
+    Ok(Loaded {
+        rules,
+        document,
+        source: text.to_string(),
+    })
 }

@@ -77,36 +77,19 @@ impl CookieSession {
                     .map_err(|_| format!("forward_http_headers: invalid header name {h:?}"))
             })
             .collect::<Result<_, _>>()?;
-        let local = ctx
-            .resolvers
-            .iter()
-            .find(|(u, _)| *u == url)
-            .map(|(_, r)| Arc::clone(r));
-        let resolver = match local {
-            Some(r) => r,
-            None => {
-                let force_method = c
-                    .force_method
-                    .as_deref()
-                    .filter(|m| !m.is_empty())
-                    .map(|m| {
-                        Method::from_bytes(m.as_bytes())
-                            .map_err(|_| format!("force_method: invalid method {m:?}"))
-                    })
-                    .transpose()?;
-                Arc::new(HttpSessionResolver::new(
-                    ctx.client.clone(),
-                    HttpCheckConfig {
-                        url,
-                        preserve_path: c.preserve_path,
-                        preserve_query: c.preserve_query,
-                        force_method,
-                        preserve_host: c.preserve_host,
-                        additional_headers: c.additional_headers,
-                    },
-                )?) as Arc<dyn SessionResolver>
-            }
-        };
+        let resolver = resolver(
+            url.clone(),
+            HttpCheckConfig {
+                url,
+                preserve_path: c.preserve_path,
+                preserve_query: c.preserve_query,
+                force_method: None,
+                preserve_host: c.preserve_host,
+                additional_headers: c.additional_headers,
+            },
+            c.force_method.as_deref(),
+            ctx,
+        )?;
         Ok(Self {
             only: c.only,
             forward,
@@ -126,35 +109,8 @@ impl CookieSession {
             return Ok(Outcome::NotResponsible);
         };
         let creds = self.credentials(request, cookie);
-        let body = match self.resolver.whoami(&creds).await {
-            Ok(Some(body)) => body,
-            Ok(None) => return Err(PipelineError::unauthorized()),
-            Err(ResolveError::Transport(e)) => {
-                return Err(PipelineError::forbidden().with_reason(e));
-            }
-            Err(ResolveError::RateLimited(headers)) => {
-                return Err(PipelineError::too_many_requests(headers));
-            }
-            Err(e @ ResolveError::Internal(_)) => {
-                return Err(PipelineError::internal(e.to_string()));
-            }
-        };
-        session.subject = match self.subject_from.get(&body) {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => s.clone(),
-            Some(_) => {
-                return Err(PipelineError::forbidden()
-                    .with_reason("the session's subject (subject_from) is not a string"));
-            }
-        };
-        session.extra = match self.extra_from.get(&body) {
-            None | Some(Value::Null) => serde_json::Map::new(),
-            Some(Value::Object(map)) => map.clone(),
-            Some(_) => {
-                return Err(PipelineError::forbidden()
-                    .with_reason("the session's extra data (extra_from) is not an object"));
-            }
-        };
+        let body = whoami(self.resolver.as_ref(), &creds).await?;
+        establish(&body, &self.subject_from, &self.extra_from, session)?;
         Ok(Outcome::Authenticated)
     }
 
@@ -203,4 +159,70 @@ impl CookieSession {
         }
         creds
     }
+}
+
+/// The session check for `check_session_url`: the in-process resolver registered for exactly
+/// this URL, else HTTP with `check` (and `force_method`).
+pub(crate) fn resolver(
+    url: url::Url,
+    mut check: HttpCheckConfig,
+    force_method: Option<&str>,
+    ctx: &CompileContext,
+) -> Result<Arc<dyn SessionResolver>, String> {
+    if let Some((_, local)) = ctx.resolvers.iter().find(|(u, _)| *u == url) {
+        return Ok(Arc::clone(local));
+    }
+    check.force_method = force_method
+        .filter(|m| !m.is_empty())
+        .map(|m| {
+            Method::from_bytes(m.as_bytes())
+                .map_err(|_| format!("force_method: invalid method {m:?}"))
+        })
+        .transpose()?;
+    Ok(Arc::new(HttpSessionResolver::new(
+        ctx.client.clone(),
+        check,
+    )?))
+}
+
+/// Asks the session store; maps its failures to Oathkeeper's statuses (401 no session, 403
+/// unreachable, 429 passed through, 500 garbage).
+pub(crate) async fn whoami(
+    resolver: &dyn SessionResolver,
+    creds: &SessionCredentials,
+) -> Result<Value, PipelineError> {
+    match resolver.whoami(creds).await {
+        Ok(Some(body)) => Ok(body),
+        Ok(None) => Err(PipelineError::unauthorized()),
+        Err(ResolveError::Transport(e)) => Err(PipelineError::forbidden().with_reason(e)),
+        Err(ResolveError::RateLimited(headers)) => Err(PipelineError::too_many_requests(headers)),
+        Err(e @ ResolveError::Internal(_)) => Err(PipelineError::internal(e.to_string())),
+    }
+}
+
+/// Takes subject (must be a string) and extra (must be an object) from the session store's
+/// answer; a type mismatch is 403.
+pub(crate) fn establish(
+    body: &Value,
+    subject_from: &gjson::Path,
+    extra_from: &gjson::Path,
+    session: &mut AuthenticationSession,
+) -> Result<(), PipelineError> {
+    session.subject = match subject_from.get(body) {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => {
+            return Err(PipelineError::forbidden()
+                .with_reason("the session's subject (subject_from) is not a string"));
+        }
+    };
+    session.extra = match extra_from.get(body) {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(map)) => map.clone(),
+        Some(_) => {
+            return Err(PipelineError::forbidden()
+                .with_reason("the session's extra data (extra_from) is not an object"));
+        }
+    };
+    Ok(())
 }

@@ -2,8 +2,12 @@
 //! responsible (the next one is tried) or fails the request.
 
 pub mod anonymous;
+pub mod bearer_token;
 pub mod cookie_session;
+pub mod jwt;
 pub mod noop;
+pub mod scope_strategy;
+pub mod token_from;
 pub mod unauthorized;
 
 use serde_json::Value;
@@ -27,6 +31,10 @@ pub enum Authenticator {
     Anonymous(anonymous::Anonymous),
     /// `cookie_session`.
     CookieSession(cookie_session::CookieSession),
+    /// `bearer_token`.
+    BearerToken(bearer_token::BearerToken),
+    /// `jwt`.
+    Jwt(jwt::Jwt),
     /// `unauthorized`.
     Unauthorized(unauthorized::Unauthorized),
 }
@@ -40,6 +48,10 @@ impl Authenticator {
             "cookie_session" => Ok(Self::CookieSession(cookie_session::CookieSession::compile(
                 config, ctx,
             )?)),
+            "bearer_token" => Ok(Self::BearerToken(bearer_token::BearerToken::compile(
+                config, ctx,
+            )?)),
+            "jwt" => Ok(Self::Jwt(jwt::Jwt::compile(config, ctx)?)),
             "unauthorized" => Ok(Self::Unauthorized(unauthorized::Unauthorized)),
             other => Err(format!("the {other} authenticator is not implemented yet")),
         }
@@ -55,6 +67,8 @@ impl Authenticator {
             Self::Noop(h) => Ok(h.authenticate(session)),
             Self::Anonymous(h) => Ok(h.authenticate(request, session)),
             Self::CookieSession(h) => h.authenticate(request, session).await,
+            Self::BearerToken(h) => h.authenticate(request, session).await,
+            Self::Jwt(h) => h.authenticate(request, session).await,
             Self::Unauthorized(h) => Err(h.authenticate()),
         }
     }

@@ -45,7 +45,9 @@ impl Header {
     ) -> Result<(), PipelineError> {
         let data = session.template_data(request);
         for (name, template) in &self.headers {
-            let rendered = template.render(&data);
+            let rendered = template
+                .render(&data)
+                .map_err(|e| PipelineError::internal(format!("headers.{name}: {e}")))?;
             let value = HeaderValue::try_from(rendered).map_err(|_| {
                 PipelineError::internal(format!(
                     "header mutator: the value rendered for {name} is not a valid header value"
