@@ -1,25 +1,30 @@
-//! The Kong-compatible gateway: Kong's Service and Route entities stored in the shared
-//! database, Kong's Admin API, and the proxy that routes by them.
+//! The Kong-compatible gateway: Kong's entities stored in the shared database (or, DB-less,
+//! loaded from a declarative `kong.yml`), Kong's Admin API, and the proxy that routes by them.
 //!
 //! Key decision: the proxy never reads the store. Every Admin API write (and [`Gateway::reload`])
 //! rebuilds an immutable routing table ([`table::Table`], compiled by `portcullis-router`)
 //! from the store and swaps it in with `arc-swap`; a request does one lock-free load and keeps
 //! that snapshot to the end, so rebuilds never stall traffic and changes need no restart.
-//! Rebuilds are serialized and always read the latest rows, so the last swap wins. Plugins,
-//! load balancing and DB-less configuration (issue 3) attach to the same snapshot: the
-//! proxy's phases and [`proxy::ProxyError`]'s source/retryable tags are their seams.
+//! Rebuilds are serialized and always read the latest rows, so the last swap wins. Nodes
+//! sharing a database converge on a version row bumped by every write (`sync`: LISTEN/NOTIFY
+//! to nudge, a poll as the fallback); DB-less mode loads its file into a private in-memory
+//! store ([`declarative`]) so both modes share every read path.
 
 pub mod admin;
+pub mod declarative;
 pub mod entity;
 pub mod proxy;
 pub mod settings;
 pub mod store;
+mod sync;
 pub mod table;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use portcullis_core::Secret;
 use portcullis_db::{Db, MigrationSet};
 use portcullis_http::UpstreamClient;
 use serde_json::{Map, Value, json};
@@ -53,6 +58,12 @@ pub enum GatewayError {
     /// Seed input is invalid.
     #[error("invalid gateway seed: {0}")]
     Seed(String),
+    /// The declarative configuration is invalid.
+    #[error(transparent)]
+    Declarative(#[from] declarative::DeclarativeError),
+    /// DB-less mode's private store could not be opened.
+    #[error("gateway in-memory store: {0}")]
+    Db(#[from] portcullis_db::DbError),
 }
 
 pub(crate) struct Inner {
@@ -62,16 +73,37 @@ pub(crate) struct Inner {
     pub(crate) client: UpstreamClient,
     pub(crate) node_id: Uuid,
     pub(crate) requests: AtomicU64,
+    /// The configuration version the current table was built from (-1: none yet).
+    version: AtomicI64,
+    pub(crate) admin_token: Option<Secret<String>>,
+    /// DB-less: the configuration comes from `kong.yml` / `POST /config`, the Admin API is
+    /// otherwise read-only.
+    pub(crate) dbless: bool,
 }
 
 impl Inner {
     async fn reload(&self) -> Result<(), GatewayError> {
         let _serial = self.rebuild.lock().await;
+        // The version is read before the rows: a write landing in between makes the next
+        // check rebuild once more, never miss a change.
+        let version = self.store.version().await?;
         let (services, routes) = self.store.snapshot().await?;
         let table = table::build(&services, routes)?;
-        tracing::debug!(routes = table.len(), "gateway router rebuilt");
+        tracing::debug!(routes = table.len(), version, "gateway router rebuilt");
         self.table.store(Arc::new(table));
+        self.version.store(version, Ordering::Release);
         Ok(())
+    }
+
+    /// Replaces the whole configuration (DB-less mode) and rebuilds the table.
+    pub(crate) async fn replace(&self, config: &declarative::Config) -> Result<(), GatewayError> {
+        self.store.replace_all(config).await?;
+        self.reload().await
+    }
+
+    /// The configuration version the current table reflects.
+    pub(crate) fn built_version(&self) -> i64 {
+        self.version.load(Ordering::Acquire)
     }
 
     /// Rebuild after an Admin API write; the write stands even if the rebuild fails, and
@@ -83,6 +115,43 @@ impl Inner {
     }
 }
 
+/// How a gateway node runs beyond its database.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// A PostgreSQL URL for the same database, used for a `LISTEN` connection so changes
+    /// made on other nodes apply within milliseconds; without it only the poll applies them.
+    pub listen_url: Option<Secret<String>>,
+    /// How often the node compares the stored configuration version with its own.
+    pub poll_interval: Duration,
+    /// When set, every Admin API request must carry it in `Kong-Admin-Token`.
+    pub admin_token: Option<Secret<String>>,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self {
+            listen_url: None,
+            poll_interval: Duration::from_millis(500),
+            admin_token: None,
+        }
+    }
+}
+
+impl GatewayOptions {
+    /// The options `settings` call for: the admin token and, on PostgreSQL, the `LISTEN`
+    /// connection on the same database.
+    pub fn from_settings(settings: &GatewaySettings) -> Self {
+        Self {
+            listen_url: match &settings.database {
+                Database::Postgres(url) => Some(url.clone()),
+                _ => None,
+            },
+            admin_token: settings.admin_token.clone(),
+            ..Self::default()
+        }
+    }
+}
+
 /// The gateway: store, current routing table and upstream client, cheap to clone.
 #[derive(Clone)]
 pub struct Gateway {
@@ -90,8 +159,40 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Opens the gateway on a migrated database and loads the routing table.
+    /// Opens the gateway on a migrated database with default options (no admin token,
+    /// changes from other nodes picked up by polling) and loads the routing table.
     pub async fn new(db: Db) -> Result<Gateway, GatewayError> {
+        Self::open(db, GatewayOptions::default()).await
+    }
+
+    /// Opens the gateway on a migrated database, loads the routing table and starts
+    /// following changes other nodes make to the same database.
+    pub async fn open(db: Db, options: GatewayOptions) -> Result<Gateway, GatewayError> {
+        Self::start(db, options, false).await
+    }
+
+    /// Starts a DB-less gateway (`database = off`): the configuration is `kong.yml` at
+    /// `declarative_config` (none: start empty), replaced as a whole by `POST /config`; the
+    /// Admin API's entity endpoints are read-only. `options.listen_url` is ignored.
+    pub async fn from_declarative(
+        declarative_config: Option<&std::path::Path>,
+        options: GatewayOptions,
+    ) -> Result<Gateway, GatewayError> {
+        let config = declarative_config.map(declarative::from_file).transpose()?;
+        let db = Db::connect("memory").await?;
+        db.migrate(&[migrations()]).await?;
+        let options = GatewayOptions {
+            listen_url: None,
+            ..options
+        };
+        let gateway = Self::start(db, options, true).await?;
+        if let Some(config) = config {
+            gateway.inner.replace(&config).await?;
+        }
+        Ok(gateway)
+    }
+
+    async fn start(db: Db, options: GatewayOptions, dbless: bool) -> Result<Gateway, GatewayError> {
         let inner = Arc::new(Inner {
             store: GatewayStore::new(db),
             table: ArcSwap::from_pointee(table::Table::default()),
@@ -99,8 +200,15 @@ impl Gateway {
             client: portcullis_http::upstream_client(),
             node_id: portcullis_core::new_id(),
             requests: AtomicU64::new(0),
+            version: AtomicI64::new(-1),
+            admin_token: options.admin_token,
+            dbless,
         });
         inner.reload().await?;
+        // A DB-less node is the only writer of its private store: nothing to follow.
+        if !dbless {
+            sync::spawn(&inner, options.listen_url, options.poll_interval);
+        }
         Ok(Gateway { inner })
     }
 

@@ -37,7 +37,7 @@ pub enum Database {
     Sqlite,
     /// PostgreSQL at this URL, built from the `pg_*` settings.
     Postgres(Secret<String>),
-    /// DB-less (declarative configuration), which arrives with issue 3.
+    /// DB-less: the configuration is `declarative_config` (see `Gateway::from_declarative`).
     Off,
 }
 
@@ -50,6 +50,10 @@ pub struct GatewaySettings {
     pub admin_listen: Vec<SocketAddr>,
     /// The store.
     pub database: Database,
+    /// `admin_token`: when set, the Admin API requires it in the `Kong-Admin-Token` header.
+    pub admin_token: Option<Secret<String>>,
+    /// `declarative_config`: the `kong.yml` loaded when `database = off`.
+    pub declarative_config: Option<std::path::PathBuf>,
 }
 
 struct Raw {
@@ -61,6 +65,8 @@ struct Raw {
     pg_user: String,
     pg_password: Option<String>,
     pg_database: String,
+    admin_token: Option<String>,
+    declarative_config: Option<String>,
 }
 
 impl GatewaySettings {
@@ -79,6 +85,8 @@ impl GatewaySettings {
             pg_user: "kong".into(),
             pg_password: None,
             pg_database: "kong".into(),
+            admin_token: None,
+            declarative_config: None,
         };
         if let Some(path) = conf {
             let file = path.display().to_string();
@@ -142,6 +150,10 @@ impl Raw {
             "pg_user" => self.pg_user = value,
             "pg_password" => self.pg_password = Some(value).filter(|v| !v.is_empty()),
             "pg_database" => self.pg_database = value,
+            "admin_token" => self.admin_token = Some(value).filter(|v| !v.is_empty()),
+            "declarative_config" => {
+                self.declarative_config = Some(value).filter(|v| !v.is_empty());
+            }
             // Kong has hundreds of properties; the ones not listed here do not apply yet.
             _ => tracing::debug!(key, %origin, "ignoring unsupported Kong property"),
         }
@@ -199,6 +211,8 @@ impl Raw {
             proxy_listen,
             admin_listen,
             database,
+            admin_token: self.admin_token.map(Secret::new),
+            declarative_config: self.declarative_config.map(std::path::PathBuf::from),
         })
     }
 }
@@ -262,6 +276,13 @@ mod tests {
             vec!["127.0.0.1:8001".parse().expect("addr")]
         );
         assert_eq!(s.database, Database::Sqlite);
+        assert_eq!(s.admin_token, None);
+        assert_eq!(s.declarative_config, None);
+        let s = GatewaySettings::load(None, env(&[("KONG_ADMIN_TOKEN", "t0k")])).expect("token");
+        assert_eq!(
+            s.admin_token.as_ref().map(|t| t.expose().as_str()),
+            Some("t0k")
+        );
     }
 
     #[test]
@@ -275,7 +296,11 @@ mod tests {
         .expect("write");
         let s = GatewaySettings::load(
             Some(&path),
-            env(&[("KONG_PG_USER", "u"), ("KONG_ADMIN_LISTEN", "off")]),
+            env(&[
+                ("KONG_PG_USER", "u"),
+                ("KONG_ADMIN_LISTEN", "off"),
+                ("KONG_DECLARATIVE_CONFIG", "/etc/kong/kong.yml"),
+            ]),
         )
         .expect("load");
         assert_eq!(
@@ -283,6 +308,10 @@ mod tests {
             vec!["127.0.0.1:9000".parse().expect("addr")]
         );
         assert!(s.admin_listen.is_empty());
+        assert_eq!(
+            s.declarative_config.as_deref(),
+            Some(std::path::Path::new("/etc/kong/kong.yml"))
+        );
         let Database::Postgres(url) = &s.database else {
             panic!("postgres expected")
         };

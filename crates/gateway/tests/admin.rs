@@ -348,3 +348,58 @@ async fn info(db: portcullis_db::testing::TestDb) {
     );
 }
 on_both!(root_and_status, info);
+
+/// With `admin_token` set, every Admin API request needs `Kong-Admin-Token`; a missing or
+/// wrong token is a 401 in Kong's shape, and the proxy is unaffected.
+#[tokio::test]
+async fn admin_token_guards_the_admin_api() {
+    let db = portcullis_db::testing::TestDb::sqlite().await;
+    db.migrate(&[portcullis_gateway::migrations()])
+        .await
+        .expect("migrate");
+    let options = portcullis_gateway::GatewayOptions {
+        admin_token: Some(portcullis_core::Secret::new("s3cret".to_string())),
+        ..Default::default()
+    };
+    let handle = (*db).clone();
+    let s = common::start_with(handle, options, Some(db)).await;
+    let unauthorized =
+        json!({"message": "Invalid credentials. Token or User credentials required"});
+    assert_eq!(s.get("/services").await, (401, unauthorized.clone()));
+    for token in ["wrong", "s3cret2", ""] {
+        let res = s
+            .http
+            .get(format!("{}/services", s.admin))
+            .header("kong-admin-token", token)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 401);
+        assert!(res.headers().contains_key("access-control-allow-origin"));
+    }
+    let res = s
+        .http
+        .post(format!("{}/services", s.admin))
+        .header("Kong-Admin-Token", "s3cret")
+        .json(&json!({"name": "a", "url": "http://a.test"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 201);
+    let res = s
+        .http
+        .get(format!("{}/services/a", s.admin))
+        .header("Kong-Admin-Token", "s3cret")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200);
+    // The proxy never asks for it.
+    let res = s
+        .http
+        .get(format!("{}/nowhere", s.proxy))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 404);
+}

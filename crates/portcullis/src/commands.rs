@@ -86,17 +86,9 @@ async fn wait_all(
 }
 
 async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
-    use portcullis_gateway::Database;
+    use portcullis_gateway::{Database, Gateway, GatewayOptions};
     let settings =
         portcullis_gateway::GatewaySettings::load(args.config.as_deref(), std::env::vars())?;
-    let url = match &settings.database {
-        Database::Postgres(url) => url.expose().clone(),
-        Database::Sqlite => format!("sqlite://{}", args.data_dir.join("portcullis.db").display()),
-        Database::Off => anyhow::bail!(
-            "database = off (DB-less mode with a declarative kong.yml) is not supported yet; \
-             use postgres or leave KONG_DATABASE unset for the embedded SQLite store"
-        ),
-    };
     let mut servers = Vec::new();
     for addr in &settings.proxy_listen {
         servers.push((bind(*addr, "gateway proxy").await?, "gateway proxy"));
@@ -104,9 +96,22 @@ async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     for addr in &settings.admin_listen {
         servers.push((bind(*addr, "gateway admin API").await?, "gateway admin API"));
     }
-    let db = Db::connect(&url).await?;
-    db.migrate(&[portcullis_gateway::migrations()]).await?;
-    let gw = portcullis_gateway::Gateway::new(db).await?;
+    let options = GatewayOptions::from_settings(&settings);
+    let gw = match &settings.database {
+        // DB-less: the declarative kong.yml is the whole configuration.
+        Database::Off => {
+            Gateway::from_declarative(settings.declarative_config.as_deref(), options).await?
+        }
+        db => {
+            let url = match db {
+                Database::Postgres(url) => url.expose().clone(),
+                _ => format!("sqlite://{}", args.data_dir.join("portcullis.db").display()),
+            };
+            let db = Db::connect(&url).await?;
+            db.migrate(&[portcullis_gateway::migrations()]).await?;
+            Gateway::open(db, options).await?
+        }
+    };
     let servers = servers
         .into_iter()
         .map(|(listener, what)| {

@@ -30,17 +30,38 @@ pub enum AdminError {
     /// 400, code 3.
     #[error("primary key violation on {0}")]
     PrimaryKey(uuid::Uuid),
-    /// 400, code 4: a missing referenced service.
+    /// 400, code 4: a missing referenced entity.
     #[error("foreign key violation")]
-    ForeignKey(uuid::Uuid),
-    /// 400, code 4: a service still referenced by routes.
-    #[error("referenced by routes")]
-    Referenced,
-    /// 409, code 5.
-    #[error("unique violation on {field}")]
-    Unique {
-        /// The field.
+    ForeignKey {
+        /// The referencing field (`service`).
         field: &'static str,
+        /// The referenced entity kind (`services`).
+        entity: &'static str,
+        /// The missing id.
+        id: uuid::Uuid,
+    },
+    /// 400, code 4: an entity still referenced by others.
+    #[error("referenced by {by}")]
+    Referenced {
+        /// The referencing entity kind.
+        by: &'static str,
+        /// The referenced entity kind.
+        entity: &'static str,
+    },
+    /// 400, code 11: an invalid query option.
+    #[error("invalid option {0}")]
+    InvalidOption(&'static str, &'static str),
+    /// 404 `{"message": "No entity named '…'"}` from `/schemas/{entity}`.
+    #[error("no entity named {0}")]
+    NoEntity(String),
+    /// 401: the admin token is missing or wrong.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// 409, code 5.
+    #[error("unique violation on {value}")]
+    Unique {
+        /// The field (`None`: `value` is a rendered compound key).
+        field: Option<&'static str>,
         /// The value.
         value: String,
     },
@@ -50,9 +71,18 @@ pub enum AdminError {
     /// 400, code 9.
     #[error("invalid size: {0}")]
     InvalidSize(&'static str),
-    /// 400, code 13: `service.name` names no service.
+    /// 400, code 13: a `{field: {name: …}}` reference names no entity.
     #[error("foreign keys unresolved")]
-    Unresolved(String),
+    Unresolved {
+        /// The referencing field (`service`).
+        field: String,
+        /// The referenced entity kind (`services`).
+        entity: &'static str,
+        /// The key used (`name`).
+        key: String,
+        /// Its value.
+        value: String,
+    },
     /// 500: the store failed (logged, never shown).
     #[error("store: {0}")]
     Store(StoreError),
@@ -63,8 +93,10 @@ impl From<StoreError> for AdminError {
         match e {
             StoreError::Unique { field, value } => AdminError::Unique { field, value },
             StoreError::PrimaryKey(id) => AdminError::PrimaryKey(id),
-            StoreError::Referenced => AdminError::Referenced,
-            StoreError::MissingService(id) => AdminError::ForeignKey(id),
+            StoreError::Referenced { by, entity } => AdminError::Referenced { by, entity },
+            StoreError::MissingReference { field, entity, id } => {
+                AdminError::ForeignKey { field, entity, id }
+            }
             other => AdminError::Store(other),
         }
     }
@@ -104,30 +136,52 @@ impl IntoResponse for AdminError {
                 ),
                 json!({"id": id}),
             ),
-            AdminError::ForeignKey(id) => kong(
+            AdminError::ForeignKey { field, entity, id } => kong(
                 StatusCode::BAD_REQUEST,
                 4,
                 "foreign key violation",
                 format!(
-                    "the foreign key '{}' does not reference an existing 'services' entity.",
+                    "the foreign key '{}' does not reference an existing '{entity}' entity.",
                     lua_key("id", &id.to_string())
                 ),
-                json!({"service": {"id": id}}),
+                json!({ field: {"id": id} }),
             ),
-            AdminError::Referenced => kong(
+            AdminError::Referenced { by, entity } => kong(
                 StatusCode::BAD_REQUEST,
                 4,
                 "foreign key violation",
-                "an existing 'routes' entity references this 'services' entity".to_string(),
-                json!({"@referenced_by": "routes"}),
+                format!("an existing '{by}' entity references this '{entity}' entity"),
+                json!({"@referenced_by": by}),
             ),
-            AdminError::Unique { field, value } => kong(
-                StatusCode::CONFLICT,
-                5,
-                "unique constraint violation",
-                format!("UNIQUE violation detected on '{}'", lua_key(field, &value)),
-                json!({ field: value }),
+            AdminError::InvalidOption(option, msg) => {
+                let body = json!({
+                    "code": 11,
+                    "name": "invalid options",
+                    "message": format!("invalid option ({option}: {msg})"),
+                    "options": { option: msg },
+                });
+                (StatusCode::BAD_REQUEST, Json(body)).into_response()
+            }
+            AdminError::NoEntity(name) => {
+                plain(StatusCode::NOT_FOUND, &format!("No entity named '{name}'"))
+            }
+            AdminError::Unauthorized => plain(
+                StatusCode::UNAUTHORIZED,
+                "Invalid credentials. Token or User credentials required",
             ),
+            AdminError::Unique { field, value } => {
+                let (key, fields) = match field {
+                    Some(f) => (lua_key(f, &value), json!({ f: value })),
+                    None => (value, json!({})),
+                };
+                kong(
+                    StatusCode::CONFLICT,
+                    5,
+                    "unique constraint violation",
+                    format!("UNIQUE violation detected on '{key}'"),
+                    fields,
+                )
+            }
             AdminError::InvalidOffset(token) => kong(
                 StatusCode::BAD_REQUEST,
                 7,
@@ -142,16 +196,24 @@ impl IntoResponse for AdminError {
                 msg.to_string(),
                 json!({}),
             ),
-            AdminError::Unresolved(name) => kong(
-                StatusCode::BAD_REQUEST,
-                13,
-                "foreign keys unresolved",
-                format!(
-                    "foreign key unresolved (service: the foreign key cannot be resolved with '{}' for an existing 'services' entity)",
-                    lua_key("name", &name)
-                ),
-                json!({"service": {"name": format!("the foreign key cannot be resolved with '{}' for an existing 'services' entity", lua_key("name", &name))}}),
-            ),
+            AdminError::Unresolved {
+                field,
+                entity,
+                key,
+                value,
+            } => {
+                let msg = format!(
+                    "the foreign key cannot be resolved with '{}' for an existing '{entity}' entity",
+                    lua_key(&key, &value)
+                );
+                kong(
+                    StatusCode::BAD_REQUEST,
+                    13,
+                    "foreign keys unresolved",
+                    format!("foreign key unresolved ({field}: {msg})"),
+                    json!({ field: { key: msg } }),
+                )
+            }
             AdminError::Store(e) => {
                 tracing::error!(error = %e, "admin API store failure");
                 plain(

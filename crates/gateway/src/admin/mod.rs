@@ -1,10 +1,13 @@
-//! The Admin API (notes §1): services and routes with Kong's wire contract — name-or-id
+//! The Admin API (notes §1): Kong's entities with Kong's wire contract — name-or-id
 //! lookup, 201 on POST, 200 on PUT (an upsert), 204 on DELETE even when absent, `{data, next}`
 //! pagination, and every failure rendered by [`error::AdminError`]. Each successful write
 //! rebuilds the proxy table before answering, so a client that saw 2xx sees the new routing.
 
 pub mod args;
+mod config;
+mod crud;
 pub mod error;
+mod schema;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,14 +21,12 @@ use base64::Engine;
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Map, Value, json};
 use tower::ServiceExt;
-use uuid::Uuid;
 
 use self::args::Args;
 use self::error::AdminError;
 use crate::Inner;
-use crate::entity::route::{self, ServiceRef};
-use crate::entity::service;
-use crate::entity::{EntityKey, ForeignKey, Route, Service, Violations, now_seconds};
+use crate::entity::{Consumer, EntityKey, Plugin, Route, Service, Target, Upstream};
+use crate::store::{Query, TagFilter};
 
 type Gw = State<Arc<Inner>>;
 type Result<T> = std::result::Result<T, AdminError>;
@@ -33,37 +34,93 @@ type Result<T> = std::result::Result<T, AdminError>;
 /// Builds the Admin API router.
 pub(crate) fn router(inner: Arc<Inner>) -> axum::Router {
     let api = axum::Router::new()
-        .route("/", get(root))
-        .route("/status", get(status))
-        .route("/services", get(list_services).post(create_service))
+        .route("/", get(root).options(allow(ROOT_METHODS)))
+        .route("/status", get(status).options(allow(ROOT_METHODS)))
+        .route("/endpoints", get(endpoints).options(allow(ROOT_METHODS)))
         .route(
-            "/services/{service}",
-            get(get_service)
-                .put(put_service)
-                .patch(patch_service)
-                .delete(delete_service),
+            "/config",
+            get(config::get_config)
+                .post(config::post_config)
+                .options(allow(COLLECTION_METHODS)),
+        )
+        .route("/tags", get(tags).options(allow(ROOT_METHODS)))
+        .route("/tags/{tag}", get(tag).options(allow(ROOT_METHODS)))
+        .route(
+            "/schemas/{entity}",
+            get(schema::entity_schema).options(allow(ROOT_METHODS)),
         )
         .route(
-            "/services/{service}/routes",
-            get(list_service_routes).post(create_service_route),
-        )
-        .route("/routes", get(list_routes).post(create_route))
-        .route(
-            "/routes/{route}",
-            get(get_route)
-                .put(put_route)
-                .patch(patch_route)
-                .delete(delete_route),
-        )
+            "/routes/{key}/service",
+            get(route_service)
+                .put(put_route_service)
+                .patch(patch_route_service)
+                .delete(delete_route_service)
+                .options(allow(ITEM_METHODS)),
+        );
+    let api = crud::top::<Service>(api);
+    let api = crud::top::<Route>(api);
+    let api = crud::top::<Consumer>(api);
+    let api = crud::top::<Plugin>(api);
+    let api = crud::top::<Upstream>(api);
+    let api = crud::nested::<Service, Route>(api);
+    let api = crud::nested::<Service, Plugin>(api);
+    let api = crud::nested::<Route, Plugin>(api);
+    let api = crud::nested::<Consumer, Plugin>(api);
+    let api = crud::nested::<Upstream, Target>(api);
+    let api = api
         .fallback(|| async { AdminError::NotFound })
         .method_not_allowed_fallback(|| async { AdminError::MethodNotAllowed })
-        .with_state(inner);
-    // Kong tolerates a trailing slash (the tutorial posts to `/services/`): drop it before
-    // routing rather than doubling every route.
+        .with_state(Arc::clone(&inner));
+    // Kong retries a path with its trailing slash removed; rewriting before routing does
+    // the same without doubling every route.
     let api = api.map_request(trim_trailing_slash);
     axum::Router::new()
         .fallback_service(api)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&inner),
+            config::read_only,
+        ))
+        .layer(middleware::from_fn_with_state(inner, require_token))
         .layer(middleware::from_fn(admin_headers))
+}
+
+const ROOT_METHODS: &str = "GET, HEAD, OPTIONS";
+pub(crate) const COLLECTION_METHODS: &str = "GET, HEAD, OPTIONS, POST";
+pub(crate) const ITEM_METHODS: &str = "DELETE, GET, HEAD, OPTIONS, PATCH, PUT";
+
+/// Kong's automatic OPTIONS answer: 204 naming the allowed methods.
+pub(crate) fn allow(
+    methods: &'static str,
+) -> impl Fn() -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    move || {
+        let mut res = StatusCode::NO_CONTENT.into_response();
+        let v = HeaderValue::from_static(methods);
+        res.headers_mut().insert(header::ALLOW, v.clone());
+        res.headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_METHODS, v);
+        std::future::ready(res)
+    }
+}
+
+/// The header carrying the admin token (Kong Enterprise's name for its RBAC token).
+pub const TOKEN_HEADER: &str = "kong-admin-token";
+
+/// Refuses requests without the configured admin token (when one is configured). CORS
+/// preflights pass: browsers never attach custom headers to them, and they reveal nothing.
+async fn require_token(State(inner): Gw, req: Request, next: Next) -> Response {
+    if let Some(token) = &inner.admin_token
+        && req.method() != http::Method::OPTIONS
+    {
+        let given = req
+            .headers()
+            .get(TOKEN_HEADER)
+            .map(HeaderValue::as_bytes)
+            .unwrap_or_default();
+        if !portcullis_core::constant_time_eq(given, token.expose().as_bytes()) {
+            return AdminError::Unauthorized.into_response();
+        }
+    }
+    next.run(req).await
 }
 
 fn trim_trailing_slash(mut req: Request) -> Request {
@@ -144,20 +201,51 @@ fn hostname() -> String {
 
 // ---- pagination --------------------------------------------------------------------------
 
-struct Paging {
+pub(crate) struct Paging {
     size: i64,
     size_given: bool,
     after: Option<String>,
+    tags: Option<(String, TagFilter)>,
 }
 
-fn paging(query: Option<&str>) -> Result<Paging> {
+impl Paging {
+    pub(crate) fn query(&self) -> Query<'_> {
+        Query {
+            filter: None,
+            tags: self.tags.as_ref().map(|(_, t)| t),
+            size: self.size,
+            after: self.after.as_deref(),
+        }
+    }
+}
+
+/// Kong's `?tags=` syntax: `a,b` (all) or `a/b` (any), never both.
+fn tag_filter(raw: &str) -> Result<TagFilter> {
+    let invalid = || AdminError::InvalidOption("tags", "invalid filter syntax");
+    let split = |sep: char| -> Result<Vec<String>> {
+        let tags: Vec<String> = raw.split(sep).map(str::to_string).collect();
+        if tags.iter().any(String::is_empty) {
+            return Err(invalid());
+        }
+        Ok(tags)
+    };
+    match (raw.contains(','), raw.contains('/')) {
+        (true, true) => Err(invalid()),
+        (_, true) => Ok(TagFilter::Any(split('/')?)),
+        _ => Ok(TagFilter::All(split(',')?)),
+    }
+}
+
+pub(crate) fn paging(query: Option<&str>) -> Result<Paging> {
     let mut p = Paging {
         size: 100,
         size_given: false,
         after: None,
+        tags: None,
     };
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match k.as_ref() {
+            "tags" => p.tags = Some((v.to_string(), tag_filter(&v)?)),
             "size" => {
                 let n: i64 = v
                     .trim()
@@ -185,7 +273,7 @@ fn paging(query: Option<&str>) -> Result<Paging> {
     Ok(p)
 }
 
-fn page_json<T: serde::Serialize>(
+pub(crate) fn page_json<T: serde::Serialize>(
     base: &str,
     paging: &Paging,
     page: crate::store::Page<T>,
@@ -196,6 +284,10 @@ fn page_json<T: serde::Serialize>(
         Some(after) => {
             let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(after);
             let mut next = format!("{base}?offset={token}");
+            if let Some((raw, _)) = &paging.tags {
+                let enc: String = form_urlencoded::byte_serialize(raw.as_bytes()).collect();
+                next.push_str(&format!("&tags={enc}"));
+            }
             if paging.size_given {
                 next.push_str(&format!("&size={}", paging.size));
             }
@@ -209,32 +301,50 @@ fn page_json<T: serde::Serialize>(
     Json(Value::Object(out))
 }
 
-// ---- helpers -----------------------------------------------------------------------------
+// ---- /tags, /endpoints, /routes/{r}/service -----------------------------------------
 
-/// Takes a client-supplied `id` out of the body, or generates one.
-fn take_id(map: &mut Map<String, Value>) -> Result<Uuid> {
-    match map.remove("id") {
-        None | Some(Value::Null) => Ok(portcullis_core::new_id()),
-        Some(Value::String(s)) => Uuid::parse_str(&s).map_err(|_| invalid_uuid("id")),
-        Some(_) => Err(invalid_uuid("id")),
-    }
+async fn tags(State(inner): Gw, RawQuery(q): RawQuery) -> Result<Json<Value>> {
+    tag_page(&inner, None, q.as_deref()).await
 }
 
-fn invalid_uuid(field: &str) -> AdminError {
-    let mut v = Violations::default();
-    v.field(field, "expected a valid UUID");
-    AdminError::Schema(v)
+async fn tag(
+    State(inner): Gw,
+    Path(tag): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>> {
+    tag_page(&inner, Some(tag), q.as_deref()).await
 }
 
-async fn find_service(inner: &Inner, key: &str) -> Result<Service> {
-    inner
+async fn tag_page(inner: &Inner, tag: Option<String>, q: Option<&str>) -> Result<Json<Value>> {
+    let p = paging(q)?;
+    let page = inner
         .store
-        .service(&EntityKey::parse(key))
-        .await?
-        .ok_or(AdminError::NotFound)
+        .tags(tag.as_deref(), p.size, p.after.as_deref())
+        .await?;
+    let base = match &tag {
+        Some(t) => format!("/tags/{t}"),
+        None => "/tags".to_string(),
+    };
+    Ok(page_json(&base, &p, page))
 }
 
-async fn find_route(inner: &Inner, key: &str) -> Result<Route> {
+async fn endpoints() -> Json<Value> {
+    let mut list = vec![
+        "/".to_string(),
+        "/status".to_string(),
+        "/endpoints".to_string(),
+        "/tags".to_string(),
+        "/config".to_string(),
+        "/tags/{tags}".to_string(),
+        "/schemas/{name}".to_string(),
+        "/routes/{routes}/service".to_string(),
+    ];
+    list.extend(crud::paths());
+    list.sort();
+    Json(json!({"data": list, "next": null}))
+}
+
+async fn route_of(inner: &Inner, key: &str) -> Result<Route> {
     inner
         .store
         .route(&EntityKey::parse(key))
@@ -242,198 +352,44 @@ async fn find_route(inner: &Inner, key: &str) -> Result<Route> {
         .ok_or(AdminError::NotFound)
 }
 
-/// Resolves `service.name` to the service's id.
-async fn resolve(inner: &Inner, route: &mut Route, sref: Option<ServiceRef>) -> Result<()> {
-    if let Some(ServiceRef::Name(name)) = sref {
-        let s = inner
-            .store
-            .service(&EntityKey::Name(name.clone()))
-            .await?
-            .ok_or(AdminError::Unresolved(name))?;
-        route.service = Some(ForeignKey { id: s.id });
-    }
-    Ok(())
-}
-
-fn merge(mut base: Map<String, Value>, patch: Map<String, Value>) -> Map<String, Value> {
-    if patch.contains_key("url") {
-        for f in ["protocol", "host", "port", "path"] {
-            base.remove(f);
-        }
-    }
-    base.extend(patch);
-    base
-}
-
-// ---- services ----------------------------------------------------------------------------
-
-async fn list_services(State(inner): Gw, RawQuery(q): RawQuery) -> Result<Json<Value>> {
-    let p = paging(q.as_deref())?;
-    let page = inner.store.services(p.size, p.after.as_deref()).await?;
-    Ok(page_json("/services", &p, page))
-}
-
-async fn create_service(State(inner): Gw, args: Args) -> Result<Response> {
-    let mut map = args.into_map(service::FIELDS);
-    let id = take_id(&mut map)?;
-    let now = now_seconds();
-    let s = Service::from_input(map, id, now, now).map_err(AdminError::Schema)?;
-    inner.store.insert_service(&s).await?;
-    inner.refresh().await;
-    Ok((StatusCode::CREATED, Json(s)).into_response())
-}
-
-async fn get_service(State(inner): Gw, Path(key): Path<String>) -> Result<Json<Service>> {
-    Ok(Json(find_service(&inner, &key).await?))
-}
-
-async fn put_service(
-    State(inner): Gw,
-    Path(key): Path<String>,
-    args: Args,
-) -> Result<Json<Service>> {
-    let key = EntityKey::parse(&key);
-    let existing = inner.store.service(&key).await?;
-    let mut map = args.into_map(service::FIELDS);
-    let body_id = take_id(&mut map)?;
-    let id = match (&existing, &key) {
-        (Some(e), _) => e.id,
-        (None, EntityKey::Id(id)) => *id,
-        (None, EntityKey::Name(_)) => body_id,
-    };
-    if let EntityKey::Name(name) = &key {
-        map.insert("name".into(), Value::String(name.clone()));
-    }
-    let now = now_seconds();
-    let created = existing.as_ref().map_or(now, |e| e.created_at);
-    let s = Service::from_input(map, id, created, now).map_err(AdminError::Schema)?;
-    if existing.is_some() {
-        inner.store.update_service(&s).await?;
-    } else {
-        inner.store.insert_service(&s).await?;
-    }
-    inner.refresh().await;
-    Ok(Json(s))
-}
-
-async fn patch_service(
-    State(inner): Gw,
-    Path(key): Path<String>,
-    args: Args,
-) -> Result<Json<Service>> {
-    let existing = find_service(&inner, &key).await?;
-    let map = merge(existing.to_input(), args.into_map(service::FIELDS));
-    let s = Service::from_input(map, existing.id, existing.created_at, now_seconds())
-        .map_err(AdminError::Schema)?;
-    if !inner.store.update_service(&s).await? {
+async fn route_service(State(inner): Gw, Path(key): Path<String>) -> Result<Json<Service>> {
+    let route = route_of(&inner, &key).await?;
+    let Some(fk) = route.service else {
         return Err(AdminError::NotFound);
-    }
-    inner.refresh().await;
-    Ok(Json(s))
+    };
+    Ok(Json(
+        inner
+            .store
+            .service(&EntityKey::Id(fk.id))
+            .await?
+            .ok_or(AdminError::NotFound)?,
+    ))
 }
 
-async fn delete_service(State(inner): Gw, Path(key): Path<String>) -> Result<StatusCode> {
-    if let Some(s) = inner.store.service(&EntityKey::parse(&key)).await? {
-        inner.store.delete_service(s.id).await?;
-        inner.refresh().await;
-    }
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn list_service_routes(
-    State(inner): Gw,
-    Path(key): Path<String>,
-    RawQuery(q): RawQuery,
-) -> Result<Json<Value>> {
-    let s = find_service(&inner, &key).await?;
-    let p = paging(q.as_deref())?;
-    let page = inner
-        .store
-        .routes(Some(s.id), p.size, p.after.as_deref())
-        .await?;
-    Ok(page_json(&format!("/services/{key}/routes"), &p, page))
-}
-
-async fn create_service_route(
+async fn patch_route_service(
     State(inner): Gw,
     Path(key): Path<String>,
     args: Args,
 ) -> Result<Response> {
-    let s = find_service(&inner, &key).await?;
-    let mut map = args.into_map(route::FIELDS);
-    map.insert("service".into(), json!({"id": s.id}));
-    insert_route(&inner, map).await
+    let route = route_of(&inner, &key).await?;
+    let fk = route.service.ok_or(AdminError::NotFound)?;
+    crud::patch_entity::<Service>(&inner, &fk.id.to_string(), args, None).await
 }
 
-// ---- routes ------------------------------------------------------------------------------
-
-async fn list_routes(State(inner): Gw, RawQuery(q): RawQuery) -> Result<Json<Value>> {
-    let p = paging(q.as_deref())?;
-    let page = inner.store.routes(None, p.size, p.after.as_deref()).await?;
-    Ok(page_json("/routes", &p, page))
+async fn put_route_service(
+    State(inner): Gw,
+    Path(key): Path<String>,
+    args: Args,
+) -> Result<Response> {
+    let route = route_of(&inner, &key).await?;
+    let fk = route.service.ok_or(AdminError::NotFound)?;
+    crud::put_entity::<Service>(&inner, &fk.id.to_string(), args, None).await
 }
 
-async fn create_route(State(inner): Gw, args: Args) -> Result<Response> {
-    insert_route(&inner, args.into_map(route::FIELDS)).await
-}
-
-async fn insert_route(inner: &Inner, mut map: Map<String, Value>) -> Result<Response> {
-    let id = take_id(&mut map)?;
-    let now = now_seconds();
-    let (mut r, sref) = Route::from_input(map, id, now, now).map_err(AdminError::Schema)?;
-    resolve(inner, &mut r, sref).await?;
-    inner.store.insert_route(&r).await?;
-    inner.refresh().await;
-    Ok((StatusCode::CREATED, Json(r)).into_response())
-}
-
-async fn get_route(State(inner): Gw, Path(key): Path<String>) -> Result<Json<Route>> {
-    Ok(Json(find_route(&inner, &key).await?))
-}
-
-async fn put_route(State(inner): Gw, Path(key): Path<String>, args: Args) -> Result<Json<Route>> {
-    let key = EntityKey::parse(&key);
-    let existing = inner.store.route(&key).await?;
-    let mut map = args.into_map(route::FIELDS);
-    let body_id = take_id(&mut map)?;
-    let id = match (&existing, &key) {
-        (Some(e), _) => e.id,
-        (None, EntityKey::Id(id)) => *id,
-        (None, EntityKey::Name(_)) => body_id,
-    };
-    if let EntityKey::Name(name) = &key {
-        map.insert("name".into(), Value::String(name.clone()));
+/// Kong refuses to delete a route's service through the route (405) when it has one.
+async fn delete_route_service(State(inner): Gw, Path(key): Path<String>) -> Result<StatusCode> {
+    match route_of(&inner, &key).await?.service {
+        Some(_) => Err(AdminError::MethodNotAllowed),
+        None => Err(AdminError::NotFound),
     }
-    let now = now_seconds();
-    let created = existing.as_ref().map_or(now, |e| e.created_at);
-    let (mut r, sref) = Route::from_input(map, id, created, now).map_err(AdminError::Schema)?;
-    resolve(&inner, &mut r, sref).await?;
-    if existing.is_some() {
-        inner.store.update_route(&r).await?;
-    } else {
-        inner.store.insert_route(&r).await?;
-    }
-    inner.refresh().await;
-    Ok(Json(r))
-}
-
-async fn patch_route(State(inner): Gw, Path(key): Path<String>, args: Args) -> Result<Json<Route>> {
-    let existing = find_route(&inner, &key).await?;
-    let map = merge(existing.to_input(), args.into_map(route::FIELDS));
-    let (mut r, sref) = Route::from_input(map, existing.id, existing.created_at, now_seconds())
-        .map_err(AdminError::Schema)?;
-    resolve(&inner, &mut r, sref).await?;
-    if !inner.store.update_route(&r).await? {
-        return Err(AdminError::NotFound);
-    }
-    inner.refresh().await;
-    Ok(Json(r))
-}
-
-async fn delete_route(State(inner): Gw, Path(key): Path<String>) -> Result<StatusCode> {
-    if let Some(r) = inner.store.route(&EntityKey::parse(&key)).await? {
-        inner.store.delete_route(r.id).await?;
-        inner.refresh().await;
-    }
-    Ok(StatusCode::NO_CONTENT)
 }

@@ -144,6 +144,53 @@ pub fn parse_url(raw: &str) -> Result<UrlParts, String> {
     })
 }
 
+impl crate::store::Stored for Service {
+    const TABLE: crate::store::Table = crate::store::Table {
+        name: "gateway_services",
+        entity: "services",
+        columns: &["name"],
+        unique: &[("name", Some("name"))],
+        endpoint_key: Some("name"),
+        references: &[],
+    };
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn columns(&self) -> Vec<Option<String>> {
+        vec![self.name.clone()]
+    }
+    fn tags(&self) -> &[String] {
+        self.tags.as_deref().unwrap_or(&[])
+    }
+    fn timestamps(&self) -> (i64, i64) {
+        (self.created_at, self.updated_at)
+    }
+}
+
+impl super::Entity for Service {
+    const FIELDS: &'static [(&'static str, Kind)] = FIELDS;
+
+    fn from_input(
+        map: Map<String, Value>,
+        id: Uuid,
+        created_at: i64,
+        updated_at: i64,
+    ) -> Result<Self, Violations> {
+        Service::from_input(map, id, created_at, updated_at)
+    }
+
+    /// A `url` in the patch replaces all four fields it stands for.
+    fn merge(mut base: Map<String, Value>, patch: Map<String, Value>) -> Map<String, Value> {
+        if patch.contains_key("url") {
+            for f in ["protocol", "host", "port", "path"] {
+                base.remove(f);
+            }
+        }
+        base.extend(patch);
+        base
+    }
+}
+
 impl Service {
     /// Validates a complete input object (POST, PUT, or PATCH merged over the stored entity)
     /// into a service with the given identity and timestamps.

@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::Request;
+use portcullis_db::Db;
 use portcullis_db::testing::TestDb;
-use portcullis_gateway::Gateway;
+use portcullis_gateway::{Gateway, GatewayOptions};
 use portcullis_http::Shutdown;
 use serde_json::{Value, json};
 
@@ -19,7 +20,7 @@ pub struct Stack {
     pub gateway: Gateway,
     pub http: reqwest::Client,
     shutdown: Shutdown,
-    _db: TestDb,
+    _db: Option<TestDb>,
 }
 
 impl Drop for Stack {
@@ -32,7 +33,18 @@ pub async fn start(db: TestDb) -> Stack {
     db.migrate(&[portcullis_gateway::migrations()])
         .await
         .expect("migrate");
-    let gateway = Gateway::new((*db).clone()).await.expect("gateway");
+    let handle = (*db).clone();
+    start_with(handle, GatewayOptions::default(), Some(db)).await
+}
+
+/// Starts a gateway on an already migrated database.
+pub async fn start_with(db: Db, options: GatewayOptions, keep: Option<TestDb>) -> Stack {
+    let gateway = Gateway::open(db, options).await.expect("gateway");
+    serve_gateway(gateway, keep).await
+}
+
+/// Serves a gateway's proxy and Admin API on ephemeral ports.
+pub async fn serve_gateway(gateway: Gateway, keep: Option<TestDb>) -> Stack {
     let shutdown = Shutdown::new();
     let admin_l = portcullis_http::bind(local(), "gateway admin")
         .await
@@ -65,7 +77,7 @@ pub async fn start(db: TestDb) -> Stack {
         gateway,
         http,
         shutdown,
-        _db: db,
+        _db: keep,
     }
 }
 
