@@ -57,6 +57,7 @@ struct Inner {
     config: AccessConfig,
     client: portcullis_http::UpstreamClient,
     fetcher: Arc<credentials::Fetcher>,
+    oauth2: Arc<pipeline::authn::oauth2::Caches>,
     metrics: metrics::Metrics,
     resolvers: Mutex<Vec<(url::Url, Arc<dyn SessionResolver>)>>,
     /// The last good document of every repository, index-aligned with the config's list.
@@ -111,6 +112,7 @@ impl Access {
             config,
             client,
             fetcher,
+            oauth2: Arc::default(),
             resolvers: Mutex::new(Vec::new()),
             documents: Mutex::new(Vec::new()),
             snapshot: ArcSwap::from_pointee(Snapshot {
@@ -279,6 +281,7 @@ impl Access {
             client: self.inner.client.clone(),
             resolvers: lock(&self.inner.resolvers).clone(),
             fetcher: Arc::clone(&self.inner.fetcher),
+            oauth2: Arc::clone(&self.inner.oauth2),
         };
         let config = &self.inner.config;
         let rules = RuleSet::compile(

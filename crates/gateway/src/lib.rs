@@ -8,9 +8,12 @@
 //! Rebuilds are serialized and always read the latest rows, so the last swap wins. Nodes
 //! sharing a database converge on a version row bumped by every write (`sync`: LISTEN/NOTIFY
 //! to nudge, a poll as the fallback); DB-less mode loads its file into a private in-memory
-//! store ([`declarative`]) so both modes share every read path.
+//! store ([`declarative`]) so both modes share every read path. Upstreams are compiled into
+//! the same table ([`balancer`]); only per-node target health and connection counts change
+//! at runtime, outside it.
 
 pub mod admin;
+pub mod balancer;
 pub mod declarative;
 pub mod entity;
 pub mod proxy;
@@ -69,6 +72,8 @@ pub enum GatewayError {
 pub(crate) struct Inner {
     pub(crate) store: GatewayStore,
     pub(crate) table: ArcSwap<table::Table>,
+    /// Per-node target health and connection counts, kept across rebuilds.
+    pub(crate) health: balancer::HealthRegistry,
     rebuild: tokio::sync::Mutex<()>,
     pub(crate) client: UpstreamClient,
     pub(crate) node_id: Uuid,
@@ -88,7 +93,13 @@ impl Inner {
         // check rebuild once more, never miss a change.
         let version = self.store.version().await?;
         let (services, routes) = self.store.snapshot().await?;
-        let table = table::build(&services, routes)?;
+        let snapshot = table::Snapshot {
+            services,
+            routes,
+            upstreams: self.store.all().await?,
+            targets: self.store.all().await?,
+        };
+        let table = table::build(snapshot, &self.health)?;
         tracing::debug!(routes = table.len(), version, "gateway router rebuilt");
         self.table.store(Arc::new(table));
         self.version.store(version, Ordering::Release);
@@ -196,6 +207,7 @@ impl Gateway {
         let inner = Arc::new(Inner {
             store: GatewayStore::new(db),
             table: ArcSwap::from_pointee(table::Table::default()),
+            health: balancer::HealthRegistry::default(),
             rebuild: tokio::sync::Mutex::new(()),
             client: portcullis_http::upstream_client(),
             node_id: portcullis_core::new_id(),

@@ -8,7 +8,8 @@ use http::HeaderValue;
 use portcullis_router::Router;
 use uuid::Uuid;
 
-use crate::entity::{Route, Service};
+use crate::balancer::{Balancer, HealthRegistry};
+use crate::entity::{Route, Service, Target as UpstreamTarget, Upstream as UpstreamEntity};
 
 /// Where a matched route sends requests, precomputed at build time.
 #[derive(Debug)]
@@ -17,8 +18,10 @@ pub struct Upstream {
     pub service_id: Uuid,
     /// `http` or `https` (the latter is not proxied yet).
     pub protocol: String,
-    /// `host:port` for the request URI.
+    /// `host:port` for the request URI (unused when `balancer` is set).
     pub authority: String,
+    /// The upstream the service's host names, balanced per request.
+    pub balancer: Option<Arc<Balancer>>,
     /// The Host header value sent upstream (the port omitted when it is the default).
     pub host_header: HeaderValue,
     /// How long to wait for the upstream's response head.
@@ -48,8 +51,36 @@ pub type Table = Router<Arc<Target>>;
 /// Errors building a table.
 pub type TableError = portcullis_router::RouterError;
 
-/// Compiles services and routes into a table. Routes of disabled services are left out.
-pub fn build(services: &[Service], routes: Vec<Route>) -> Result<Table, TableError> {
+/// Everything a table is compiled from.
+pub struct Snapshot {
+    /// Every service.
+    pub services: Vec<Service>,
+    /// Every route.
+    pub routes: Vec<Route>,
+    /// Every upstream.
+    pub upstreams: Vec<UpstreamEntity>,
+    /// Every target.
+    pub targets: Vec<UpstreamTarget>,
+}
+
+/// Compiles a snapshot into a table. Routes of disabled services are left out; a service
+/// whose host names an upstream is balanced over that upstream's targets, with runtime
+/// state kept in `health`.
+pub fn build(snapshot: Snapshot, health: &HealthRegistry) -> Result<Table, TableError> {
+    let Snapshot {
+        services,
+        routes,
+        upstreams,
+        targets,
+    } = snapshot;
+    let balancers: std::collections::HashMap<&str, Arc<Balancer>> = upstreams
+        .iter()
+        .map(|u| {
+            let own: Vec<&UpstreamTarget> =
+                targets.iter().filter(|t| t.upstream.id == u.id).collect();
+            (u.name.as_str(), Arc::new(Balancer::build(u, &own, health)))
+        })
+        .collect();
     let by_id: std::collections::HashMap<Uuid, &Service> =
         services.iter().map(|s| (s.id, s)).collect();
     let mut specs = Vec::with_capacity(routes.len());
@@ -58,7 +89,7 @@ pub fn build(services: &[Service], routes: Vec<Route>) -> Result<Table, TableErr
         if service.is_some_and(|s| !s.enabled) {
             continue;
         }
-        let upstream = service.map(upstream_of);
+        let upstream = service.map(|s| upstream_of(s, balancers.get(s.host.as_str())));
         let target = Target {
             route_id: r.id,
             upstream,
@@ -84,7 +115,7 @@ pub fn build(services: &[Service], routes: Vec<Route>) -> Result<Table, TableErr
     Router::new(specs)
 }
 
-fn upstream_of(s: &Service) -> Upstream {
+fn upstream_of(s: &Service, balancer: Option<&Arc<Balancer>>) -> Upstream {
     let host = if s.host.contains(':') {
         format!("[{}]", s.host)
     } else {
@@ -104,6 +135,7 @@ fn upstream_of(s: &Service) -> Upstream {
         service_id: s.id,
         protocol: s.protocol.clone(),
         authority,
+        balancer: balancer.cloned(),
         host_header: HeaderValue::from_str(&header)
             .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
         read_timeout: Duration::from_millis(u64::try_from(s.read_timeout).unwrap_or(60_000)),

@@ -254,6 +254,9 @@ pub struct CompileContext {
     pub resolvers: Vec<(url::Url, Arc<dyn SessionResolver>)>,
     /// The shared JSON Web Key Set cache.
     pub fetcher: Arc<crate::credentials::Fetcher>,
+    /// The OAuth 2.0 caches (introspection answers, client credentials tokens), shared by
+    /// every rule and kept across rule reloads.
+    pub oauth2: Arc<authn::oauth2::Caches>,
 }
 
 /// A Go duration as the schema allows it (`^[0-9]+(ns|us|ms|s|m|h)$`, e.g. `30s`, `15m`).

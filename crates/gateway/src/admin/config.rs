@@ -33,7 +33,9 @@ pub(crate) async fn read_only(State(inner): Gw, req: Request, next: Next) -> Res
         _ => return next.run(req).await,
     };
     let path = req.uri().path().trim_end_matches('/');
-    if !inner.dbless || path == "/config" {
+    // Health is per node and in memory, so DB-less nodes accept it like Kong does.
+    let health = path.ends_with("/healthy") || path.ends_with("/unhealthy");
+    if !inner.dbless || path == "/config" || health {
         return next.run(req).await;
     }
     let entity = path.split('/').rev().find_map(|seg| match seg {

@@ -203,7 +203,7 @@ async fn lookup<T: Entity>(inner: &Inner, key: &str, scope: Option<Scope>) -> Re
         .await?)
 }
 
-async fn find<T: Entity>(inner: &Inner, key: &str, scope: Option<Scope>) -> Result<T> {
+pub(crate) async fn find<T: Entity>(inner: &Inner, key: &str, scope: Option<Scope>) -> Result<T> {
     lookup::<T>(inner, key, scope)
         .await?
         .ok_or(AdminError::NotFound)

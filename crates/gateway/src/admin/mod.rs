@@ -7,6 +7,7 @@ pub mod args;
 mod config;
 mod crud;
 pub mod error;
+mod health;
 mod schema;
 
 use std::sync::Arc;
@@ -50,6 +51,18 @@ pub(crate) fn router(inner: Arc<Inner>) -> axum::Router {
             get(schema::entity_schema).options(allow(ROOT_METHODS)),
         )
         .route(
+            "/upstreams/{key}/health",
+            get(health::upstream_health).options(allow(ROOT_METHODS)),
+        )
+        .route(
+            "/upstreams/{key}/targets/{child}/healthy",
+            axum::routing::put(health::set_healthy).options(allow(SET_HEALTH_METHODS)),
+        )
+        .route(
+            "/upstreams/{key}/targets/{child}/unhealthy",
+            axum::routing::put(health::set_unhealthy).options(allow(SET_HEALTH_METHODS)),
+        )
+        .route(
             "/routes/{key}/service",
             get(route_service)
                 .put(put_route_service)
@@ -85,6 +98,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> axum::Router {
 }
 
 const ROOT_METHODS: &str = "GET, HEAD, OPTIONS";
+const SET_HEALTH_METHODS: &str = "OPTIONS, PUT";
 pub(crate) const COLLECTION_METHODS: &str = "GET, HEAD, OPTIONS, POST";
 pub(crate) const ITEM_METHODS: &str = "DELETE, GET, HEAD, OPTIONS, PATCH, PUT";
 
@@ -338,6 +352,9 @@ async fn endpoints() -> Json<Value> {
         "/tags/{tags}".to_string(),
         "/schemas/{name}".to_string(),
         "/routes/{routes}/service".to_string(),
+        "/upstreams/{upstreams}/health".to_string(),
+        "/upstreams/{upstreams}/targets/{targets}/healthy".to_string(),
+        "/upstreams/{upstreams}/targets/{targets}/unhealthy".to_string(),
     ];
     list.extend(crud::paths());
     list.sort();

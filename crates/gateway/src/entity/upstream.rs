@@ -1,5 +1,5 @@
 //! The Upstream entity: a virtual host balanced over targets. Stored with Kong's fields and
-//! defaults; balancing itself is not implemented yet.
+//! defaults; [`crate::balancer`] compiles it for the proxy.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};

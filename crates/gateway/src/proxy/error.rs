@@ -31,6 +31,8 @@ pub enum ProxyErrorKind {
     UpstreamTimeout,
     /// The service's protocol cannot be proxied yet (https and others): 502.
     UnsupportedProtocol,
+    /// The upstream has no healthy target left (or too little healthy weight): 503.
+    NoPeer,
 }
 
 /// A proxy failure, tagged with its source and whether another try could succeed (the
@@ -58,6 +60,7 @@ impl ProxyError {
             ProxyErrorKind::UpstreamInvalid | ProxyErrorKind::UpstreamTimeout => {
                 (ErrorSource::Upstream, true)
             }
+            ProxyErrorKind::NoPeer => (ErrorSource::Upstream, false),
         };
         Self {
             kind,
@@ -70,7 +73,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self.kind {
             ProxyErrorKind::NoRoute => StatusCode::NOT_FOUND,
-            ProxyErrorKind::NoService => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyErrorKind::NoService | ProxyErrorKind::NoPeer => StatusCode::SERVICE_UNAVAILABLE,
             ProxyErrorKind::HttpsRequired(code) => {
                 StatusCode::from_u16(code).unwrap_or(StatusCode::UPGRADE_REQUIRED)
             }
@@ -91,6 +94,7 @@ impl ProxyError {
                 "An invalid response was received from the upstream server"
             }
             ProxyErrorKind::UpstreamTimeout => "The upstream server is timing out",
+            ProxyErrorKind::NoPeer => "failure to get a peer from the ring-balancer",
         }
     }
 

@@ -16,11 +16,13 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Uri, Version};
+use http_body_util::BodyExt;
 use portcullis_router::{HeaderSource, RequestHead};
 
 pub use error::{ErrorSource, ProxyError, ProxyErrorKind};
 
 use crate::Inner;
+use crate::balancer::{Outcome, RequestKey};
 
 /// Request headers as the router reads them.
 struct Headers<'a>(&'a HeaderMap);
@@ -129,13 +131,9 @@ async fn forward(
         .query()
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
-    let uri: Uri = format!(
-        "http://{}{}{query}",
-        upstream.authority, matched.upstream_path
-    )
-    .parse()
-    .map_err(|_| fail(ProxyErrorKind::UpstreamInvalid))?;
+    let path_and_query = format!("{}{query}", matched.upstream_path);
     let forwarded_path = req.uri().path().to_string();
+    let raw_query = req.uri().query().map(str::to_string);
     let stripped = matched.stripped_prefix().map(str::to_string);
     drop(matched);
     drop(table);
@@ -149,7 +147,9 @@ async fn forward(
     let method = parts.method;
     let mut h = parts.headers;
     strip_hop_by_hop(&mut h);
-    if !target.preserve_host || !h.contains_key(header::HOST) {
+    // Balanced services get their Host header per try, from the chosen target.
+    let set_host = !target.preserve_host || !h.contains_key(header::HOST);
+    if set_host {
         h.insert(header::HOST, upstream.host_header.clone());
     }
     if let Some(ip) = client {
@@ -181,27 +181,71 @@ async fn forward(
     let sent = Instant::now();
     let mut body = Some(body);
     let mut attempt = 0;
-    let response = loop {
+    let mut tried: Vec<usize> = Vec::new();
+    let hash_headers = h.clone();
+    let key = RequestKey {
+        client,
+        headers: &hash_headers,
+        path: &forwarded_path,
+        query: raw_query.as_deref(),
+    };
+    let (response, pick) = loop {
         attempt += 1;
+        let pick = match &upstream.balancer {
+            Some(b) => {
+                // Each try prefers a target not tried yet; once all were, any healthy one.
+                let p = b.pick(&key, &tried).or_else(|| b.pick(&key, &[]));
+                let Some(p) = p else {
+                    return Err(fail(ProxyErrorKind::NoPeer));
+                };
+                Some(p)
+            }
+            None => None,
+        };
+        let authority = pick
+            .as_ref()
+            .map_or(upstream.authority.as_str(), |p| p.member.authority.as_str());
+        let uri: Uri = format!("http://{authority}{path_and_query}")
+            .parse()
+            .map_err(|_| fail(ProxyErrorKind::UpstreamInvalid))?;
         let mut out = http::Request::new(body.take().unwrap_or_else(Body::empty));
         *out.method_mut() = method.clone();
-        *out.uri_mut() = uri.clone();
+        *out.uri_mut() = uri;
         // The last permitted try takes the headers; earlier ones keep a copy for the next.
         *out.headers_mut() = if attempt < attempts {
             h.clone()
         } else {
             std::mem::take(&mut h)
         };
+        if let (Some(p), true) = (&pick, set_host) {
+            out.headers_mut()
+                .insert(header::HOST, p.member.host_header.clone());
+        }
         let result = tokio::time::timeout(upstream.read_timeout, inner.client.request(out)).await;
-        let error = match result {
-            Ok(Ok(r)) => break r,
-            Err(_) => ProxyError::new(ProxyErrorKind::UpstreamTimeout),
+        let (error, outcome) = match result {
+            Ok(Ok(r)) => {
+                if let (Some(b), Some(p)) = (&upstream.balancer, &pick) {
+                    b.report(p.index, Outcome::Status(r.status().as_u16()));
+                }
+                break (r, pick);
+            }
+            Err(_) => (
+                ProxyError::new(ProxyErrorKind::UpstreamTimeout),
+                Outcome::Timeout,
+            ),
             Ok(Err(e)) => {
-                tracing::debug!(error = %e, upstream = %upstream.authority, attempt,
+                tracing::debug!(error = %e, upstream = %authority, attempt,
                     "upstream request failed");
-                ProxyError::new(ProxyErrorKind::UpstreamInvalid)
+                (
+                    ProxyError::new(ProxyErrorKind::UpstreamInvalid),
+                    Outcome::TcpFailure,
+                )
             }
         };
+        if let (Some(b), Some(p)) = (&upstream.balancer, &pick) {
+            b.report(p.index, outcome);
+            tried.push(p.index);
+        }
         // Timeouts are not retried: each try would wait the full read timeout again.
         if !error.retryable || error.kind == ProxyErrorKind::UpstreamTimeout || attempt >= attempts
         {
@@ -219,7 +263,21 @@ async fn forward(
     set_ms_between(h, "x-kong-upstream-latency", sent, Instant::now());
     set_ms_between(h, "x-kong-proxy-latency", started, sent);
     parts.version = Version::HTTP_11;
-    Ok(Response::from_parts(parts, Body::new(body)))
+    let body = match pick {
+        Some(p) => {
+            if let Some(cookie) = p.set_cookie {
+                h.append(header::SET_COOKIE, cookie);
+            }
+            // The target counts as busy (least-connections) until the body is done.
+            let in_flight = p.in_flight;
+            Body::new(body.map_frame(move |frame| {
+                let _ = &in_flight;
+                frame
+            }))
+        }
+        None => Body::new(body),
+    };
+    Ok(Response::from_parts(parts, body))
 }
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.

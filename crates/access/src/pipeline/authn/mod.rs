@@ -6,6 +6,9 @@ pub mod bearer_token;
 pub mod cookie_session;
 pub mod jwt;
 pub mod noop;
+pub mod oauth2;
+pub mod oauth2_client_credentials;
+pub mod oauth2_introspection;
 pub mod scope_strategy;
 pub mod token_from;
 pub mod unauthorized;
@@ -35,6 +38,10 @@ pub enum Authenticator {
     BearerToken(bearer_token::BearerToken),
     /// `jwt`.
     Jwt(jwt::Jwt),
+    /// `oauth2_introspection`.
+    Oauth2Introspection(Box<oauth2_introspection::Oauth2Introspection>),
+    /// `oauth2_client_credentials`.
+    Oauth2ClientCredentials(Box<oauth2_client_credentials::Oauth2ClientCredentials>),
     /// `unauthorized`.
     Unauthorized(unauthorized::Unauthorized),
 }
@@ -52,6 +59,12 @@ impl Authenticator {
                 config, ctx,
             )?)),
             "jwt" => Ok(Self::Jwt(jwt::Jwt::compile(config, ctx)?)),
+            "oauth2_introspection" => Ok(Self::Oauth2Introspection(Box::new(
+                oauth2_introspection::Oauth2Introspection::compile(config, ctx)?,
+            ))),
+            "oauth2_client_credentials" => Ok(Self::Oauth2ClientCredentials(Box::new(
+                oauth2_client_credentials::Oauth2ClientCredentials::compile(config, ctx)?,
+            ))),
             "unauthorized" => Ok(Self::Unauthorized(unauthorized::Unauthorized)),
             other => Err(format!("the {other} authenticator is not implemented yet")),
         }
@@ -69,6 +82,8 @@ impl Authenticator {
             Self::CookieSession(h) => h.authenticate(request, session).await,
             Self::BearerToken(h) => h.authenticate(request, session).await,
             Self::Jwt(h) => h.authenticate(request, session).await,
+            Self::Oauth2Introspection(h) => h.authenticate(request, session).await,
+            Self::Oauth2ClientCredentials(h) => h.authenticate(request, session).await,
             Self::Unauthorized(h) => Err(h.authenticate()),
         }
     }
