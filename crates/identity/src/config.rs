@@ -19,7 +19,7 @@ use crate::cookie::{CookieOptions, SameSite};
 use crate::courier::CourierConfig;
 use crate::courier::smtp::SmtpConfig;
 use crate::error::IdentityError;
-use crate::hash::{Argon2Config, parse_byte_size_kib};
+use crate::hash::{Algorithm, Argon2Config, parse_byte_size_kib};
 use crate::schema::{IdentitySchema, SchemaError};
 use crate::selfservice::strategy::password::validator::PasswordPolicy;
 
@@ -65,7 +65,7 @@ pub struct IdentityConfig {
     pub(crate) cookie_secrets: Vec<Secret<String>>,
     pub(crate) password_enabled: bool,
     pub(crate) password_policy: PasswordPolicy,
-    pub(crate) argon2: Argon2Config,
+    pub(crate) hasher: Algorithm,
     pub(crate) schemas: Arc<Schemas>,
     pub(crate) cors: Option<Cors>,
     pub(crate) courier: CourierConfig,
@@ -302,6 +302,13 @@ struct RawSecrets {
 struct RawHashers {
     algorithm: Option<String>,
     argon2: RawArgon2,
+    bcrypt: RawBcrypt,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawBcrypt {
+    cost: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -565,6 +572,7 @@ impl IdentityConfig {
                 .collect()
         };
 
+        let hasher = hasher_config(&raw.hashers, &doc)?;
         let pw = &ss.methods.password;
         let password_policy = PasswordPolicy {
             min_length: pw.config.min_password_length.unwrap_or(8),
@@ -572,8 +580,8 @@ impl IdentityConfig {
                 .config
                 .identifier_similarity_check_enabled
                 .unwrap_or(true),
+            max_length: hasher.max_password_bytes(),
         };
-        let argon2 = argon2_config(&raw.hashers, &doc)?;
 
         let schemas = load_schemas(&raw.identity, &doc, base_dir)?;
         let courier = courier_config(&raw.courier, &doc)?;
@@ -613,7 +621,7 @@ impl IdentityConfig {
             cookie_secrets,
             password_enabled: pw.enabled.unwrap_or(true),
             password_policy,
-            argon2,
+            hasher,
             schemas: Arc::new(schemas),
             cors: raw
                 .serve
@@ -847,10 +855,22 @@ fn courier_config(c: &RawCourier, doc: &Document) -> Result<CourierConfig, Ident
     })
 }
 
-fn argon2_config(h: &RawHashers, doc: &Document) -> Result<Argon2Config, IdentityError> {
+fn hasher_config(h: &RawHashers, doc: &Document) -> Result<Algorithm, IdentityError> {
     let mut c = Argon2Config::default();
     match h.algorithm.as_deref() {
-        Some("argon2") => {
+        Some("bcrypt") => {
+            let cost = h.bcrypt.cost.unwrap_or(12);
+            if cost < crate::hash::BCRYPT_MIN_COST {
+                tracing::warn!(
+                    cost,
+                    "hashers.bcrypt.cost {cost} is below OWASP's minimum work factor {}; using {}",
+                    crate::hash::BCRYPT_MIN_COST,
+                    crate::hash::BCRYPT_MIN_COST
+                );
+            }
+            return Ok(Algorithm::Bcrypt(cost).at_least_owasp());
+        }
+        Some("argon2") | None => {
             if let Some(m) = &h.argon2.memory {
                 c.memory_kib = parse_byte_size_kib(m).ok_or_else(|| {
                     IdentityError::from(doc.error_at("/hashers/argon2/memory", "invalid byte size"))
@@ -862,14 +882,15 @@ fn argon2_config(h: &RawHashers, doc: &Document) -> Result<Argon2Config, Identit
             c.key_length = h.argon2.key_length.unwrap_or(c.key_length);
         }
         Some(other) => {
-            tracing::warn!(
-                algorithm = other,
-                "hashers.algorithm {other} is not supported yet; new passwords are hashed with argon2id"
-            );
+            return Err(doc
+                .error_at(
+                    "/hashers/algorithm",
+                    format!("hashers.algorithm {other} is not supported; use argon2 or bcrypt"),
+                )
+                .into());
         }
-        None => {}
     }
-    Ok(c.at_least_owasp())
+    Ok(Algorithm::Argon2id(c).at_least_owasp())
 }
 
 fn load_schemas(

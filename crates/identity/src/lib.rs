@@ -1,5 +1,6 @@
 //! The Kratos-compatible identity server: identities validated by JSON-schema identity
-//! schemas, password credentials hashed with argon2id, self-service login (incl.
+//! schemas, password credentials hashed with argon2id or bcrypt (imported bcrypt, argon2,
+//! PBKDF2 and scrypt hashes verify and are upgraded on login), self-service login (incl.
 //! `refresh=true`), registration (one-step or `profile_first`), logout, settings (profile and
 //! password, privileged sessions), verification and recovery (the `code` method) as browser
 //! flows (CSRF cookie + masked token, 303 to the UI, JSON when negotiated) and native API
@@ -73,8 +74,8 @@ impl Identity {
         } else {
             config
         };
-        let argon2 = config.argon2;
-        let hasher = tokio::task::spawn_blocking(move || hash::Hasher::new(argon2))
+        let algorithm = config.hasher;
+        let hasher = tokio::task::spawn_blocking(move || hash::Hasher::new(algorithm))
             .await
             .map_err(|e| IdentityError::Hash(e.to_string()))??;
         let csrf_cookie_name = csrf::cookie_name(config.public_base_url.as_str());

@@ -168,6 +168,15 @@ pub fn password_too_short(min: usize, actual: usize) -> Text {
     )
 }
 
+/// 4000033 password too long (bcrypt's 72-byte limit).
+pub fn password_too_long(max: usize, actual: usize) -> Text {
+    Text::error(
+        4000033,
+        format!("The password must be at most {max} characters long, but got {actual}."),
+        Some(json!({"max_length": max, "actual_length": actual})),
+    )
+}
+
 /// 4010001 login flow expired.
 pub fn login_flow_expired(minutes_ago: f64, expired_at: &str) -> Text {
     Text::error(

@@ -179,3 +179,157 @@ async fn identities_crud(db: TestDb) {
     assert_schema("errorGeneric", &res.json::<Value>().await.unwrap());
 }
 on_both!(identities_crud);
+
+async fn create(api: &reqwest::Client, admin: &str, email: &str) -> Value {
+    let res = api
+        .post(format!("{admin}/admin/identities"))
+        .json(&json!({"schema_id": "default", "traits": {"email": email},
+            "credentials": {"password": {"config": {"password": "correct horse battery staple"}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    res.json().await.unwrap()
+}
+
+async fn identities_update_and_patch(db: TestDb) {
+    let s = start(db).await;
+    let api = native();
+    let created = create(&api, &s.admin, "gina@example.com").await;
+    let id = created["id"].as_str().unwrap();
+    let url = format!("{}/admin/identities/{id}", s.admin);
+
+    // PUT replaces traits, state and metadata; identifiers and addresses follow the traits.
+    let res = api
+        .put(&url)
+        .json(&json!({"schema_id": "default", "state": "inactive",
+            "traits": {"email": "gina2@example.com"}, "metadata_admin": {"tier": 2}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let updated: Value = res.json().await.unwrap();
+    assert_schema("identity", &updated);
+    assert_eq!(updated["state"], "inactive");
+    assert!(updated["state_changed_at"].is_string());
+    assert_eq!(updated["traits"]["email"], "gina2@example.com");
+    assert_eq!(updated["metadata_admin"], json!({"tier": 2}));
+    assert_eq!(updated["metadata_public"], Value::Null);
+    assert_eq!(
+        updated["credentials"]["password"]["identifiers"],
+        json!(["gina2@example.com"])
+    );
+    assert_eq!(
+        updated["verifiable_addresses"][0]["value"],
+        "gina2@example.com"
+    );
+
+    // Invalid traits, unknown states and missing fields are 400; unknown ids 404.
+    for body in [
+        json!({"schema_id": "default", "state": "active", "traits": {"email": "not-an-email"}}),
+        json!({"schema_id": "default", "state": "sleeping", "traits": {"email": "g@example.com"}}),
+        json!({"schema_id": "default", "traits": {"email": "g@example.com"}}),
+        json!({"schema_id": "nope", "state": "active", "traits": {"email": "g@example.com"}}),
+    ] {
+        let res = api.put(&url).json(&body).send().await.unwrap();
+        assert_eq!(res.status(), 400, "{body}");
+        assert_schema("errorGeneric", &res.json::<Value>().await.unwrap());
+    }
+    let res = api
+        .put(format!(
+            "{}/admin/identities/{}",
+            s.admin,
+            uuid_like_missing()
+        ))
+        .json(&json!({"schema_id": "default", "state": "active", "traits": {"email": "x@example.com"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+
+    // PUT with a new password replaces the credential; the new one logs in.
+    let res = api
+        .put(&url)
+        .json(&json!({"schema_id": "default", "state": "active",
+            "traits": {"email": "gina2@example.com"},
+            "credentials": {"password": {"config": {"password": "a different passphrase 42"}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let flow: Value = api
+        .get(format!("{}/self-service/login/api", s.public))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let res = api
+        .post(flow["ui"]["action"].as_str().unwrap())
+        .json(
+            &json!({"method": "password", "identifier": "gina2@example.com",
+            "password": "a different passphrase 42"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // A second identity's email may not be taken over: 409.
+    create(&api, &s.admin, "hank@example.com").await;
+    let res = api
+        .put(&url)
+        .json(&json!({"schema_id": "default", "state": "active", "traits": {"email": "hank@example.com"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+
+    // PATCH applies RFC 6902 operations.
+    let res = api
+        .patch(&url)
+        .header("content-type", "application/json-patch+json")
+        .json(&json!([
+            {"op": "replace", "path": "/traits/email", "value": "gina3@example.com"},
+            {"op": "add", "path": "/metadata_public", "value": {"plan": "pro"}},
+            {"op": "remove", "path": "/metadata_admin"},
+            {"op": "test", "path": "/state", "value": "active"}
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let patched: Value = res.json().await.unwrap();
+    assert_schema("identity", &patched);
+    assert_eq!(patched["traits"]["email"], "gina3@example.com");
+    assert_eq!(patched["metadata_public"], json!({"plan": "pro"}));
+    assert_eq!(patched["metadata_admin"], Value::Null);
+    assert_eq!(
+        patched["credentials"]["password"]["identifiers"],
+        json!(["gina3@example.com"])
+    );
+
+    // Denied paths, failing tests, invalid results and garbage are 400.
+    for ops in [
+        json!([{"op": "replace", "path": "/id", "value": "00000000-0000-0000-0000-000000000000"}]),
+        json!([{"op": "remove", "path": "/credentials/password"}]),
+        json!([{"op": "copy", "from": "/credentials", "path": "/metadata_public"}]),
+        json!([{"op": "test", "path": "/state", "value": "inactive"}]),
+        json!([{"op": "replace", "path": "/traits/email", "value": 7}]),
+        json!([{"op": "remove", "path": "/state"}]),
+        json!([{"op": "explode", "path": "/state"}]),
+        json!({"op": "replace"}),
+    ] {
+        let res = api.patch(&url).json(&ops).send().await.unwrap();
+        assert_eq!(res.status(), 400, "{ops}");
+        assert_schema("errorGeneric", &res.json::<Value>().await.unwrap());
+    }
+    let unchanged: Value = api.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(unchanged["traits"]["email"], "gina3@example.com");
+}
+on_both!(identities_update_and_patch);
+
+fn uuid_like_missing() -> &'static str {
+    "3c6c2b43-7d2f-4c43-9d5b-0d7f6f3b8a11"
+}

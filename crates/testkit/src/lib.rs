@@ -136,3 +136,57 @@ fn unescape(s: &str) -> String {
         .replace("&#x2f;", "/")
         .replace("&#x2F;", "/")
 }
+
+/// Waits (polling the mail catcher's JSON API at `mail_api`, up to ten seconds) for the
+/// newest message to `to` whose subject contains `subject`, and returns it in full
+/// (`GET /api/v1/messages/{id}`: `text`, `html`, headers, ...).
+pub async fn wait_for_mail(
+    mail_api: std::net::SocketAddr,
+    to: &str,
+    subject: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let client = reqwest::Client::new();
+    let list = reqwest::Url::parse_with_params(
+        &TestStack::url(mail_api, "/api/v1/messages"),
+        &[("to", to)],
+    )?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let found: serde_json::Value = client
+            .get(list.clone())
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = found["messages"].as_array().and_then(|messages| {
+            messages
+                .iter()
+                .find(|m| m["subject"].as_str().is_some_and(|s| s.contains(subject)))
+                .and_then(|m| m["id"].as_str())
+        });
+        if let Some(id) = id {
+            let url = TestStack::url(mail_api, &format!("/api/v1/messages/{id}"));
+            return Ok(client
+                .get(url)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no mail to {to} with subject {subject:?} within 10s: {found}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The one-time code in a mail's text: a line holding only digits (as Kratos' templates put it).
+pub fn code_in(text: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .find(|line| line.len() >= 6 && line.bytes().all(|b| b.is_ascii_digit()))
+        .map(str::to_string)
+}

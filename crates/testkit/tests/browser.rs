@@ -6,14 +6,12 @@
 //! (or `$PORTCULLIS_ARTIFACTS`). Without Chromium the tests print `SKIPPED` and pass, except
 //! under `CI=true`.
 //!
-//! Recovery, verification, settings and session revocation get their walks here once the
-//! identity server serves those flows: [`sign_up`] and [`sign_in`] are the starting points,
-//! and the mail catcher's API (`addrs.mail_api`) is where a recovery or verification code is
-//! read from.
+//! Recovery and verification codes are read from the mail the identity server's courier sent
+//! over SMTP to the stack's mail catcher, through its JSON API (`addrs.mail_api`).
 
 use portcullis::stack::Addrs;
 use portcullis_testkit::webdriver::{Browser, Viewport};
-use portcullis_testkit::{Backend, TestStack, location, parse_form};
+use portcullis_testkit::{Backend, TestStack, code_in, location, parse_form, wait_for_mail};
 use serde_json::json;
 
 const PASSWORD: &str = "correct horse battery staple 42";
@@ -312,6 +310,189 @@ async fn sessions_page_revokes_another_session() {
     stack.stop().await.expect("stack stops");
 }
 
+/// The text part of a mail from the mail catcher's API.
+fn mail_text(mail: &serde_json::Value) -> anyhow::Result<&str> {
+    mail["text"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("the mail has a text part: {mail}"))
+}
+
+/// Waits for the flow's success message `id` (e.g. 1050001 "Your changes have been saved!").
+async fn wait_for_success(b: &Browser, id: u32) -> anyhow::Result<String> {
+    let message = b
+        .wait_for(&format!(".message-success[data-message-id=\"{id}\"]"))
+        .await?;
+    anyhow::ensure!(
+        message.attr("role").await?.as_deref() == Some("status"),
+        "the notice is announced"
+    );
+    Ok(message.text().await?)
+}
+
+/// Forgot password → email → code from the mail → settings page → new password → log out →
+/// the old password fails, the new one signs in.
+async fn recovery_walk(b: &Browser, a: &Addrs) -> anyhow::Result<()> {
+    let email = unique_email();
+    let new_password = "a brand new passphrase 43";
+    b.goto(&TestStack::url(a.ui, "/registration")).await?;
+    sign_up(b, &email, PASSWORD).await?;
+    b.wait_for_path(Some(a.ui.port()), "/").await?;
+    log_out(b, a, &email).await?;
+
+    b.follow("Forgot your password?").await?;
+    b.wait_for_path(Some(a.ui.port()), "/recovery").await?;
+    let heading = b.wait_for("h1").await?.text().await?;
+    anyhow::ensure!(heading == "Recover your account", "heading: {heading}");
+    b.fill("email", &email).await?;
+    b.click("button[type=submit][value=code]").await?;
+    b.wait_for("input[name=code]").await?;
+    let sent = b
+        .wait_for("[data-message-id=\"1060003\"]")
+        .await?
+        .text()
+        .await?;
+    anyhow::ensure!(
+        sent.contains("email"),
+        "the page says a code was sent: {sent}"
+    );
+
+    let mail = wait_for_mail(a.mail_api, &email, "Recover access").await?;
+    let code = code_in(mail_text(&mail)?)
+        .ok_or_else(|| anyhow::anyhow!("a code in the recovery mail: {mail}"))?;
+    b.fill("code", &code).await?;
+    b.click("button[type=submit][value=code]").await?;
+
+    b.wait_for_path(Some(a.ui.port()), "/settings").await?;
+    b.fill("password", new_password).await?;
+    b.click("button[type=submit][value=password]").await?;
+    wait_for_success(b, 1050001).await?;
+
+    log_out(b, a, &email).await?;
+    sign_in(b, &email, PASSWORD).await?;
+    b.wait_for("[data-message-id=\"4000006\"]").await?;
+    sign_in(b, &email, new_password).await?;
+    b.wait_for_path(Some(a.ui.port()), "/").await?;
+    let text = b.text().await?;
+    anyhow::ensure!(text.contains(&email), "signed in as {email}: {text}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_by_code_sets_a_new_password() {
+    let Some((stack, browser)) = start("recovery_by_code_sets_a_new_password").await else {
+        return;
+    };
+    let outcome = recovery_walk(&browser, &stack.addrs).await;
+    browser.finish(outcome).await;
+    stack.stop().await.expect("stack stops");
+}
+
+/// The flow id in the verification mail's link (`...?flow=<id>&code=...`).
+fn flow_in(text: &str) -> Option<String> {
+    let (_, rest) = text.split_once("flow=")?;
+    let id: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit() || *c == '-')
+        .collect();
+    Some(id).filter(|id| !id.is_empty())
+}
+
+/// Sign up → verification mail → its code typed into the verification page → verified on the
+/// welcome page and in `/sessions/whoami`.
+async fn verification_walk(b: &Browser, a: &Addrs) -> anyhow::Result<()> {
+    let email = unique_email();
+    b.goto(&TestStack::url(a.ui, "/registration")).await?;
+    sign_up(b, &email, PASSWORD).await?;
+    b.wait_for_path(Some(a.ui.port()), "/").await?;
+    b.wait_for(".address-unverified").await?;
+
+    let mail = wait_for_mail(a.mail_api, &email, "verify your email").await?;
+    let text = mail_text(&mail)?;
+    let code = code_in(text).ok_or_else(|| anyhow::anyhow!("a code in the mail: {mail}"))?;
+    let flow = flow_in(text).ok_or_else(|| anyhow::anyhow!("a flow in the mail: {mail}"))?;
+
+    b.goto(&TestStack::url(a.ui, &format!("/verification?flow={flow}")))
+        .await?;
+    let heading = b.wait_for("h1").await?.text().await?;
+    anyhow::ensure!(heading == "Verify your email address", "heading: {heading}");
+    b.fill("code", &code).await?;
+    b.click("button[type=submit][value=code]").await?;
+    let notice = wait_for_success(b, 1080002).await?;
+    anyhow::ensure!(notice.contains("verified"), "notice: {notice}");
+    b.follow("Continue").await?;
+    b.wait_for_path(Some(a.ui.port()), "/").await?;
+    b.wait_for(".address-verified").await?;
+
+    b.goto(&TestStack::url(a.identity, "/sessions/whoami"))
+        .await?;
+    let whoami = b.json().await?;
+    let address = &whoami["identity"]["verifiable_addresses"][0];
+    anyhow::ensure!(
+        address["value"] == email.as_str() && address["verified"] == true,
+        "whoami shows the address verified: {whoami}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_by_code_marks_the_address_verified() {
+    let Some((stack, browser)) = start("verification_by_code_marks_the_address_verified").await
+    else {
+        return;
+    };
+    let outcome = verification_walk(&browser, &stack.addrs).await;
+    browser.finish(outcome).await;
+    stack.stop().await.expect("stack stops");
+}
+
+/// The settings page changes the email address (profile) and the password; signing in again
+/// takes the new ones.
+async fn settings_walk(b: &Browser, a: &Addrs) -> anyhow::Result<()> {
+    let email = unique_email();
+    let new_email = unique_email();
+    let new_password = "another fine passphrase 44";
+    b.goto(&TestStack::url(a.ui, "/registration")).await?;
+    sign_up(b, &email, PASSWORD).await?;
+    b.wait_for_path(Some(a.ui.port()), "/").await?;
+
+    b.follow("Account settings").await?;
+    b.wait_for_path(Some(a.ui.port()), "/settings").await?;
+    let heading = b.wait_for("h1").await?.text().await?;
+    anyhow::ensure!(heading == "Account settings", "heading: {heading}");
+    b.fill("traits.email", &new_email).await?;
+    b.click("button[type=submit][value=profile]").await?;
+    wait_for_success(b, 1050001).await?;
+    let shown = b.wait_for("input[name=\"traits.email\"]").await?;
+    anyhow::ensure!(
+        shown.prop("value").await?.as_deref() == Some(new_email.as_str()),
+        "the new address is shown"
+    );
+
+    b.fill("password", new_password).await?;
+    b.click("button[type=submit][value=password]").await?;
+    wait_for_success(b, 1050001).await?;
+
+    log_out(b, a, &new_email).await?;
+    sign_in(b, &new_email, new_password).await?;
+    b.wait_for_path(Some(a.ui.port()), "/").await?;
+    let text = b.text().await?;
+    anyhow::ensure!(
+        text.contains(&new_email),
+        "signed in as {new_email}: {text}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_change_profile_and_password() {
+    let Some((stack, browser)) = start("settings_change_profile_and_password").await else {
+        return;
+    };
+    let outcome = settings_walk(&browser, &stack.addrs).await;
+    browser.finish(outcome).await;
+    stack.stop().await.expect("stack stops");
+}
+
 /// Sends one message to the mail catcher over plain SMTP, the way the courier would.
 async fn send_mail(smtp: std::net::SocketAddr, to: &str, message: &str) -> anyhow::Result<()> {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -419,6 +600,27 @@ async fn screenshot_walk(b: &Browser, a: &Addrs) -> anyhow::Result<()> {
         b.goto(&TestStack::url(a.ui, "/sessions")).await?;
         b.wait_for("li.session").await?;
         b.save_screenshot(&shot("sessions")).await?;
+
+        b.goto(&TestStack::url(a.ui, "/settings")).await?;
+        b.wait_for("input[name=password]").await?;
+        b.save_screenshot(&shot("settings")).await?;
+        b.fill("password", "short").await?;
+        b.click("button[type=submit][value=password]").await?;
+        b.wait_for(".field-invalid").await?;
+        b.save_screenshot(&shot("settings-errors")).await?;
+
+        let mail = wait_for_mail(a.mail_api, &email, "verify your email").await?;
+        let text = mail_text(&mail)?;
+        let code = code_in(text).ok_or_else(|| anyhow::anyhow!("a code in {mail}"))?;
+        let flow = flow_in(text).ok_or_else(|| anyhow::anyhow!("a flow in {mail}"))?;
+        b.goto(&TestStack::url(a.ui, &format!("/verification?flow={flow}")))
+            .await?;
+        b.wait_for("input[name=code]").await?;
+        b.save_screenshot(&shot("verification")).await?;
+        b.fill("code", &code).await?;
+        b.click("button[type=submit][value=code]").await?;
+        wait_for_success(b, 1080002).await?;
+        b.save_screenshot(&shot("verification-done")).await?;
         log_out(b, a, &email).await?;
 
         sign_in(b, &email, "not the password").await?;
@@ -430,10 +632,22 @@ async fn screenshot_walk(b: &Browser, a: &Addrs) -> anyhow::Result<()> {
         b.wait_for("[role=alert] h1").await?;
         b.save_screenshot(&shot("error")).await?;
 
+        b.goto(&TestStack::url(a.ui, "/recovery")).await?;
+        b.wait_for("input[name=email]").await?;
+        b.save_screenshot(&shot("recovery")).await?;
+        b.fill("email", &email).await?;
+        b.click("button[type=submit][value=code]").await?;
+        b.wait_for("input[name=code]").await?;
+        b.save_screenshot(&shot("recovery-code")).await?;
+
         b.goto(&TestStack::url(a.mail_web, "/")).await?;
         b.wait_for("table").await?;
         b.save_screenshot(&shot("mail-inbox")).await?;
-        b.follow("Recover access to your account").await?;
+        // The crafted mail with an HTML part (the courier's own mails are text only).
+        let crafted = wait_for_mail(a.mail_api, "ada@example.org", "Recover access").await?;
+        let id = crafted["id"].as_str().unwrap_or_default();
+        b.goto(&TestStack::url(a.mail_web, &format!("/messages/{id}")))
+            .await?;
         b.wait_for("iframe").await?;
         b.save_screenshot(&shot("mail-message")).await?;
     }

@@ -174,6 +174,20 @@ pub struct SessionIdentity {
     /// Traits as the identity schema defines them.
     #[serde(default)]
     pub traits: serde_json::Value,
+    /// Addresses that can be verified, with their state.
+    #[serde(default)]
+    pub verifiable_addresses: Vec<VerifiableAddress>,
+}
+
+/// One entry of an identity's `verifiable_addresses`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct VerifiableAddress {
+    /// The address, e.g. an e-mail address.
+    #[serde(default)]
+    pub value: String,
+    /// Whether its owner proved to receive mail there.
+    #[serde(default)]
+    pub verified: bool,
 }
 
 /// `GET /self-service/logout/browser`.

@@ -299,6 +299,14 @@ pub fn forms(ui: &UiContainer, with_headings: bool, locale: Locale) -> Vec<FormV
             form
         })
         .collect();
+    // A finished flow keeps only its CSRF token: an empty form would show as a blank gap.
+    forms.retain(|form| {
+        !form.messages.is_empty()
+            || form
+                .nodes
+                .iter()
+                .any(|n| !matches!(n, NodeView::Hidden { .. }))
+    });
     set_focus(&mut forms);
     forms
 }

@@ -159,6 +159,17 @@ async fn flows(
             .into_response(),
         ("registration", "ok-registration") => Json(registration_flow()).into_response(),
         ("settings", "ok-settings") => Json(settings_flow()).into_response(),
+        ("verification", "passed") => Json(json!({
+            "id": "passed", "type": "browser", "state": "passed_challenge",
+            "return_to": "http://127.0.0.1:8000/hello",
+            "ui": {
+                "action": "http://127.0.0.1:4433/self-service/verification?flow=passed",
+                "method": "POST",
+                "nodes": [input("default", "csrf_token", "hidden", json!("masked"), None)],
+                "messages": [text(1080002, "You successfully verified your email address.", "success")]
+            }
+        }))
+        .into_response(),
         ("login", "inactive") => {
             let mut flow = login_flow();
             flow["ui"]["messages"] = json!([text(4000010, "Account not active yet. Did you forget to verify your email address?", "error")]);
@@ -193,7 +204,8 @@ async fn whoami(headers: HeaderMap) -> Response {
         "expires_at": "2026-11-29T12:00:00Z", "authenticated_at": "2026-11-28T12:00:00Z",
         "authenticator_assurance_level": "aal1",
         "authentication_methods": [{"method": "password", "aal": "aal1", "completed_at": "2026-11-28T12:00:00Z"}],
-        "identity": {"id": "9f4c-identity", "schema_id": "default", "traits": {"email": "ada@example.com", "name": {"first": "Ada"}}}
+        "identity": {"id": "9f4c-identity", "schema_id": "default", "traits": {"email": "ada@example.com", "name": {"first": "Ada"}},
+                     "verifiable_addresses": [{"value": "ada@example.com", "verified": false, "via": "email", "status": "sent"}]}
     }))
     .into_response()
 }
@@ -519,6 +531,27 @@ async fn inactive_accounts_are_offered_verification() {
 }
 
 #[tokio::test]
+async fn passed_verification_offers_continue_without_an_empty_form() {
+    let h = start().await;
+    let html = h
+        .get("/verification?flow=passed", Some(CSRF_COOKIE))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        html.contains(r#"data-message-id="1080002" role="status""#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<a href="http://127.0.0.1:8000/hello" class="button">Continue</a>"#),
+        "{html}"
+    );
+    assert!(!html.contains("<form"), "{html}");
+    assert!(!html.contains("Remember your credentials?"), "{html}");
+}
+
+#[tokio::test]
 async fn settings_get_one_form_per_method() {
     let h = start().await;
     let res = h.get("/settings?flow=ok-settings", Some(CSRF_COOKIE)).await;
@@ -730,6 +763,10 @@ async fn welcome_shows_the_session_or_sign_in_links() {
         "{html}"
     );
     assert!(html.contains(r#"href="/logout">Log out</a>"#), "{html}");
+    assert!(
+        html.contains(r#"<dd class="address-unverified">Not verified · <a href="/verification">Verify it now</a></dd>"#),
+        "{html}"
+    );
 
     let res = h.get("/welcome", None).await;
     assert_eq!(res.status(), StatusCode::OK);

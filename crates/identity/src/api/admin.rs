@@ -37,7 +37,10 @@ pub(crate) fn router(reg: Arc<Registry>) -> Router {
         .route("/identities", get(list_identities).post(create_identity))
         .route(
             "/identities/{id}",
-            get(get_identity).delete(delete_identity),
+            get(get_identity)
+                .put(update_identity)
+                .patch(patch_identity)
+                .delete(delete_identity),
         )
         .route(
             "/identities/{id}/sessions",
@@ -248,22 +251,8 @@ async fn create_identity(State(reg): Reg, ctx: Ctx, body: Body) -> Response {
         ))
         .into_response();
     };
-    let problems = schema.validate_traits(&body.traits);
-    if !problems.is_empty() {
-        let reason = problems
-            .iter()
-            .map(|(name, t)| {
-                if name.is_empty() {
-                    t.text.clone()
-                } else {
-                    format!("{name}: {}", t.text)
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        return ApiError::bad_request(reason)
-            .message("The request was malformed or contained invalid parameters")
-            .into_response();
+    if let Err(e) = check_traits(schema, &body.traits) {
+        return e.into_response();
     }
     let state = match body.state.as_deref() {
         None => IdentityState::Active,
@@ -280,21 +269,9 @@ async fn create_identity(State(reg): Reg, ctx: Ctx, body: Body) -> Response {
         .and_then(|c| c.password)
         .map(|p| p.config)
         .unwrap_or_default();
-    let hashed = match (password.password, password.hashed_password) {
-        (Some(plain), _) => match reg.hasher.hash(Secret::new(plain)).await {
-            Ok(h) => Some(h),
-            Err(e) => return ApiError::from(e).into_response(),
-        },
-        (None, Some(hash)) => {
-            if !hash.starts_with("$argon2id$") && !hash.starts_with("$argon2i$") {
-                return ApiError::bad_request(
-                    "Unsupported hashed_password format: only argon2 hashes can be imported so far.",
-                )
-                .into_response();
-            }
-            Some(hash)
-        }
-        (None, None) => None,
+    let hashed = match import_password(&reg, password).await {
+        Ok(h) => h,
+        Err(e) => return e.into_response(),
     };
     let identifiers = schema.password_identifiers(&body.traits);
     let mut identity = new_identity(
@@ -336,6 +313,72 @@ async fn create_identity(State(reg): Reg, ctx: Ctx, body: Body) -> Response {
     res
 }
 
+/// The stored hash for an imported password credential: a plain password is hashed with
+/// the configured algorithm, a `hashed_password` is checked for format and cost bounds.
+async fn import_password(
+    reg: &Registry,
+    config: ImportPasswordConfig,
+) -> Result<Option<String>, ApiError> {
+    match (config.password, config.hashed_password) {
+        (Some(plain), _)
+            if reg
+                .hasher
+                .algorithm()
+                .max_password_bytes()
+                .is_some_and(|max| plain.len() > max) =>
+        {
+            Err(ApiError::bad_request(
+                "The password is longer than the configured hasher (bcrypt) accepts: at most 72 bytes.",
+            ))
+        }
+        (Some(plain), _) => Ok(Some(reg.hasher.hash(Secret::new(plain)).await?)),
+        (None, Some(hash)) => match crate::hash::verify_limits(&hash) {
+            Ok(_) => Ok(Some(hash)),
+            Err(reason) => Err(ApiError::bad_request(format!(
+                "Unable to import hashed password: {reason}."
+            ))),
+        },
+        (None, None) => Ok(None),
+    }
+}
+
+/// 400 with every trait problem when `traits` do not satisfy `schema`.
+fn check_traits(schema: &crate::schema::IdentitySchema, traits: &Value) -> Result<(), ApiError> {
+    let problems = schema.validate_traits(traits);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let reason = problems
+        .iter()
+        .map(|(name, t)| {
+            if name.is_empty() {
+                t.text.clone()
+            } else {
+                format!("{name}: {}", t.text)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(ApiError::bad_request(reason)
+        .message("The request was malformed or contained invalid parameters"))
+}
+
+/// Kratos's `updateIdentityBody` (`PUT`), also what a JSON-patched identity is read back as.
+#[derive(Debug, Deserialize)]
+struct UpdateIdentityBody {
+    schema_id: String,
+    state: String,
+    traits: Value,
+    #[serde(default)]
+    credentials: Option<ImportCredentials>,
+    #[serde(default)]
+    metadata_public: Option<Value>,
+    #[serde(default)]
+    metadata_admin: Option<Value>,
+    #[serde(default)]
+    external_id: Option<String>,
+}
+
 fn identity_not_found() -> ApiError {
     ApiError::not_found("Unable to locate the resource")
 }
@@ -350,6 +393,188 @@ async fn get_identity(State(reg): Reg, Path(id): Path<String>) -> Response {
         Ok(None) => identity_not_found().into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
+}
+
+/// `PUT /admin/identities/{id}`: replaces schema, state, traits, metadata and external id
+/// (and the password when `credentials` is given); addresses and password identifiers follow
+/// the new traits, keeping the verification status of unchanged addresses.
+async fn update_identity(
+    State(reg): Reg,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return identity_not_found().into_response();
+    };
+    let value = match x::read_body(body)
+        .await
+        .and_then(|b| x::parse_body(&ctx, &b))
+    {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let body: UpdateIdentityBody = match serde_json::from_value(value) {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::bad_request(format!("Unable to decode JSON payload: {e}"))
+                .into_response();
+        }
+    };
+    let identity = match reg.store.get_identity(id, true).await {
+        Ok(Some(i)) => i,
+        Ok(None) => return identity_not_found().into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    replace_identity(&reg, identity, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Paths a JSON Patch may not touch, as in Kratos.
+const DENIED_PATCH_PATHS: &[&str] = &["/id", "/stub", "/credentials"];
+
+/// `PATCH /admin/identities/{id}`: an RFC 6902 JSON Patch over the identity's admin JSON,
+/// then stored as `PUT` would; `/id` and `/credentials` may not be patched.
+async fn patch_identity(State(reg): Reg, Path(id): Path<String>, body: Body) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return identity_not_found().into_response();
+    };
+    let body = match x::read_body(body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let operations: json_patch::Patch = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => {
+            return ApiError::bad_request(format!("Unable to decode JSON payload: {e}"))
+                .into_response();
+        }
+    };
+    for op in &operations.0 {
+        let value = serde_json::to_value(op).unwrap_or(Value::Null);
+        for key in ["path", "from"] {
+            let Some(path) = value.get(key).and_then(Value::as_str) else {
+                continue;
+            };
+            let denied = DENIED_PATCH_PATHS
+                .iter()
+                .any(|d| path == *d || path.starts_with(&format!("{d}/")));
+            if denied {
+                return ApiError::bad_request(format!("patch includes denied path: {path}"))
+                    .into_response();
+            }
+        }
+    }
+    let identity = match reg.store.get_identity(id, true).await {
+        Ok(Some(i)) => i,
+        Ok(None) => return identity_not_found().into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let mut doc = identity.to_json(&reg.config.public_base_url, View::Admin);
+    if let Err(e) = json_patch::patch(&mut doc, &operations.0) {
+        return ApiError::bad_request(format!("Unable to apply JSON patch: {e}")).into_response();
+    }
+    if let Some(obj) = doc.as_object_mut() {
+        obj.remove("credentials");
+    }
+    let body: UpdateIdentityBody = match serde_json::from_value(doc) {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::bad_request(format!("The patched identity is invalid: {e}"))
+                .into_response();
+        }
+    };
+    replace_identity(&reg, identity, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Applies `body` to the stored `identity` (loaded with credentials) and answers 200 with it.
+async fn replace_identity(
+    reg: &Registry,
+    mut identity: crate::identity::Identity,
+    body: UpdateIdentityBody,
+) -> Result<Response, ApiError> {
+    let Some(schema) = reg.config.schemas().get(&body.schema_id) else {
+        return Err(ApiError::bad_request(format!(
+            "Identity schema with id \"{}\" is not known.",
+            body.schema_id
+        )));
+    };
+    check_traits(schema, &body.traits)?;
+    let state = IdentityState::parse(&body.state).ok_or_else(|| {
+        ApiError::bad_request(format!("Unknown identity state {:?}.", body.state))
+    })?;
+    let password = body.credentials.and_then(|c| c.password).map(|p| p.config);
+    let hashed = match password {
+        Some(config) => import_password(reg, config).await?,
+        None => None,
+    };
+    let now = reg.now();
+    if state != identity.state {
+        identity.state = state;
+        identity.state_changed_at = Some(now);
+    }
+    let old_verifiable = std::mem::take(&mut identity.verifiable_addresses);
+    let old_recovery = std::mem::take(&mut identity.recovery_addresses);
+    identity.set_addresses(
+        schema.verifiable_addresses(&body.traits),
+        schema.recovery_addresses(&body.traits),
+        now,
+    );
+    for address in &mut identity.verifiable_addresses {
+        if let Some(old) = old_verifiable
+            .iter()
+            .find(|o| o.via == address.via && o.value == address.value)
+        {
+            *address = old.clone();
+        }
+    }
+    for address in &mut identity.recovery_addresses {
+        if let Some(old) = old_recovery
+            .iter()
+            .find(|o| o.via == address.via && o.value == address.value)
+        {
+            *address = old.clone();
+        }
+    }
+    let identifiers = schema.password_identifiers(&body.traits);
+    if let Some(hash) = hashed {
+        let cred = identity
+            .credentials
+            .entry("password".into())
+            .or_insert_with(|| crate::identity::Credential {
+                id: portcullis_core::new_id(),
+                kind: "password".into(),
+                identifiers: Vec::new(),
+                config: Value::Null,
+                version: 0,
+                created_at: now,
+                updated_at: now,
+            });
+        cred.config = serde_json::json!({ "hashed_password": hash });
+        cred.updated_at = now;
+    }
+    if let Some(cred) = identity.credentials.get_mut("password") {
+        cred.identifiers = identifiers;
+    }
+    identity.schema_id = schema.id().to_string();
+    identity.traits = body.traits;
+    identity.metadata_public = body.metadata_public.filter(|v| !v.is_null());
+    identity.metadata_admin = body.metadata_admin.filter(|v| !v.is_null());
+    identity.external_id = body.external_id.filter(|e| !e.is_empty());
+    identity.updated_at = now;
+    match reg.store.update_identity(&identity).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict) => {
+            return Err(ApiError::conflict(
+                "This identity conflicts with another identity that already exists.",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Json(identity.to_json(&reg.config.public_base_url, View::Admin)).into_response())
 }
 
 /// `DELETE /admin/identities/{id}`: 204, or 404.

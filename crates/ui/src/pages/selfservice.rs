@@ -17,6 +17,9 @@ const ACCOUNT_NOT_ACTIVE: i64 = 4000010;
 
 #[derive(Serialize)]
 struct Link {
+    /// Shown as the page's main button rather than a text link.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    button: bool,
     prefix: &'static str,
     href: String,
     text: &'static str,
@@ -115,6 +118,8 @@ fn page(kind: FlowKind, flow: &Flow, params: &Params) -> Response {
         ),
         FlowKind::Login => ("Sign in", None),
         FlowKind::Registration => ("Create an account", None),
+        // Once the code is sent, the flow's own message explains the next step.
+        FlowKind::Recovery if flow.state == "sent_email" => ("Recover your account", None),
         FlowKind::Recovery => (
             "Recover your account",
             Some("Enter the email address of your account to receive a recovery code."),
@@ -124,43 +129,67 @@ fn page(kind: FlowKind, flow: &Flow, params: &Params) -> Response {
     };
     let mut links = match kind {
         FlowKind::Login if flow.refresh || flow.requested_aal == "aal2" => vec![Link {
+            button: false,
             prefix: "Something is not working?",
             href: "/logout".to_string(),
             text: "Log out",
         }],
         FlowKind::Login => vec![
             Link {
+                button: false,
                 prefix: "Don't have an account?",
                 href: page_link("registration", return_to),
                 text: "Sign up",
             },
             Link {
+                button: false,
                 prefix: "",
                 href: page_link("recovery", return_to),
                 text: "Forgot your password?",
             },
         ],
         FlowKind::Registration => vec![Link {
+            button: false,
             prefix: "Already have an account?",
             href: page_link("login", return_to),
             text: "Sign in",
         }],
         FlowKind::Recovery | FlowKind::Verification => vec![Link {
+            button: false,
             prefix: "Remember your credentials?",
             href: page_link("login", return_to),
             text: "Sign in",
         }],
         FlowKind::Settings => vec![Link {
+            button: false,
             prefix: "",
             href: "/".to_string(),
             text: "Back to the start page",
         }],
     };
+    // A passed verification challenge ends the flow; Kratos offers a "Continue" anchor node,
+    // and where the flow has none the page offers the way on itself.
+    if kind == FlowKind::Verification
+        && flow.state == "passed_challenge"
+        && !flow.ui.nodes.iter().any(|n| n.node_type == "a")
+    {
+        links = vec![Link {
+            button: true,
+            prefix: "",
+            // Only the identity server's validated `return_to`, never the query's.
+            href: Some(flow.return_to.as_str())
+                .filter(|r| !r.is_empty())
+                .unwrap_or("/")
+                .to_string(),
+            text: "Continue",
+        }];
+    }
     // 4000010 "Account not active yet": offer the way out, as kratos-selfservice-ui-node does.
     if flow.ui.messages.iter().any(|m| m.id == ACCOUNT_NOT_ACTIVE) {
         links.insert(
             0,
             Link {
+                button: false,
                 prefix: "Haven't verified your email address yet?",
                 href: page_link("verification", return_to),
                 text: "Verify it now",

@@ -19,6 +19,13 @@ struct SessionView {
     expires_at: String,
     methods: Vec<String>,
     traits: Vec<(String, String)>,
+    addresses: Vec<AddressView>,
+}
+
+#[derive(Serialize)]
+struct AddressView {
+    value: String,
+    verified: bool,
 }
 
 /// Asks `/sessions/whoami` with the browser's cookies; signed out (401/403) is not an error.
@@ -65,6 +72,14 @@ fn view(session: Session) -> SessionView {
             .filter_map(|m| m.method)
             .collect(),
         traits,
+        addresses: identity
+            .verifiable_addresses
+            .into_iter()
+            .map(|a| AddressView {
+                value: a.value,
+                verified: a.verified,
+            })
+            .collect(),
     }
 }
 

@@ -66,10 +66,19 @@ pub(crate) async fn login(
             .and_then(Value::as_str)
             .map(str::to_string)
     });
-    let ok = reg.hasher.verify(Secret::new(password), hash).await;
+    let ok = reg
+        .hasher
+        .verify(Secret::new(password.clone()), hash.clone())
+        .await;
     let identity = match (ok, found) {
         (true, Some((identity_id, _))) => reg.store.get_identity(identity_id, false).await?,
         _ => None,
+    };
+    let identity = match (identity, hash) {
+        (Some(identity), Some(hash)) if reg.hasher.needs_rehash(&hash) => {
+            Some(upgrade_hash(reg, identity, password).await)
+        }
+        (identity, _) => identity,
     };
     let Some(identity) = identity else {
         flow.ui.messages.push(text::invalid_credentials());
@@ -80,6 +89,35 @@ pub(crate) async fn login(
         return Err(Failure::Form);
     }
     Ok(identity)
+}
+
+/// Re-hashes an imported (or outdated-format) password with the configured algorithm after a
+/// successful login. Failure to store it only logs: the login itself has succeeded.
+async fn upgrade_hash(reg: &Registry, identity: Identity, password: String) -> Identity {
+    let hashed = match reg.hasher.hash(Secret::new(password)).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not re-hash an imported password");
+            return identity;
+        }
+    };
+    let mut full = match reg.store.get_identity(identity.id, true).await {
+        Ok(Some(full)) => full,
+        Ok(None) => return identity,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not load credentials to re-hash a password");
+            return identity;
+        }
+    };
+    let now = reg.now();
+    if let Some(cred) = full.credentials.get_mut("password") {
+        cred.config = json!({ "hashed_password": hashed });
+        cred.updated_at = now;
+    }
+    if let Err(e) = reg.store.update_identity(&full).await {
+        tracing::warn!(error = %e, identity = %identity.id, "could not store a re-hashed password");
+    }
+    identity
 }
 
 /// Validates traits against the identity schema and the password against the policy, then

@@ -17,6 +17,8 @@ pub struct PasswordPolicy {
     pub min_length: usize,
     /// `identifier_similarity_check_enabled`.
     pub identifier_similarity: bool,
+    /// The longest password in bytes the hasher accepts (72 for bcrypt).
+    pub max_length: Option<usize>,
 }
 
 impl PasswordPolicy {
@@ -25,6 +27,9 @@ impl PasswordPolicy {
         let len = password.chars().count();
         if len < self.min_length {
             return Err(text::password_too_short(self.min_length, len));
+        }
+        if let Some(max) = self.max_length.filter(|max| password.len() > *max) {
+            return Err(text::password_too_long(max, password.len()));
         }
         if self.identifier_similarity && !identifier.is_empty() {
             let id = identifier.to_lowercase();
@@ -81,7 +86,23 @@ mod tests {
     const POLICY: PasswordPolicy = PasswordPolicy {
         min_length: 8,
         identifier_similarity: true,
+        max_length: None,
     };
+
+    #[test]
+    fn bcrypt_limit_refuses_long_passwords() {
+        let policy = PasswordPolicy {
+            max_length: Some(72),
+            ..POLICY
+        };
+        assert_eq!(
+            policy
+                .check("a@b.c", &"x1y2z3".repeat(13))
+                .map_err(|t| t.id),
+            Err(4000033)
+        );
+        assert!(policy.check("a@b.c", &"x1y2z3".repeat(12)).is_ok());
+    }
 
     #[test]
     fn short_and_similar_passwords_are_refused() {
