@@ -14,6 +14,6 @@ cargo build --release -p portcullis --locked
 export PORTCULLIS_BIN="$CARGO_TARGET_DIR/release/portcullis"
 export GW_PORT="${GW_PORT:-18100}"
 peers="${PEERS_SH:-../shared/tools/peers.sh}"
-exec bash "$peers" --peers direct,nginx,haproxy --no-caddy \
+exec bash "$peers" --peers "${BENCH_PEERS:-direct,nginx,haproxy}" --no-caddy \
   --extra "http://127.0.0.1:$GW_PORT/hello" --extra-name portcullis \
   --extra-cmd "bash $(pwd)/bench/gateway-under-test.sh" "$@"
