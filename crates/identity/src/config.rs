@@ -21,6 +21,8 @@ use crate::courier::smtp::SmtpConfig;
 use crate::error::IdentityError;
 use crate::hash::{Algorithm, Argon2Config, parse_byte_size_kib};
 use crate::schema::{IdentitySchema, SchemaError};
+use crate::selfservice::strategy::password::breach::{BreachConfig, OfflineList};
+use crate::selfservice::strategy::password::throttle::BruteForceConfig;
 use crate::selfservice::strategy::password::validator::PasswordPolicy;
 
 /// Kratos's `embedx/config.schema.json`.
@@ -76,6 +78,8 @@ pub struct IdentityConfig {
     pub(crate) settings: FlowConfig,
     pub(crate) privileged_session_max_age: time::Duration,
     pub(crate) code: CodeConfig,
+    pub(crate) breach: BreachConfig,
+    pub(crate) brute_force: BruteForceConfig,
 }
 
 /// `selfservice.methods.code`.
@@ -236,6 +240,51 @@ struct RawPasswordMethod {
 struct RawPasswordConfig {
     min_password_length: Option<usize>,
     identifier_similarity_check_enabled: Option<bool>,
+    haveibeenpwned_enabled: Option<bool>,
+    haveibeenpwned_host: Option<String>,
+    max_breaches: Option<u64>,
+    ignore_network_errors: Option<bool>,
+}
+
+// ---- Portcullis extension keys (taken out before Kratos's schema validates the file) -------
+
+/// Where the extension keys live.
+const EXT_BREACHED_PASSWORDS_FILE: &str =
+    "/selfservice/methods/password/config/breached_passwords_file";
+const EXT_BRUTE_FORCE: &str = "/selfservice/flows/login/brute_force";
+
+/// The extension keys of a file.
+#[derive(Debug, Default)]
+struct Extensions {
+    breached_passwords_file: Option<Value>,
+    brute_force: Option<Value>,
+}
+
+impl Extensions {
+    /// Removes the extension keys from `value`, so the rest validates against Kratos's schema.
+    fn take(value: &mut Value) -> Self {
+        Extensions {
+            breached_passwords_file: take_pointer(value, EXT_BREACHED_PASSWORDS_FILE),
+            brute_force: take_pointer(value, EXT_BRUTE_FORCE),
+        }
+    }
+}
+
+fn take_pointer(value: &mut Value, pointer: &str) -> Option<Value> {
+    let (parent, key) = pointer.rsplit_once('/')?;
+    value.pointer_mut(parent)?.as_object_mut()?.remove(key)
+}
+
+/// `selfservice.flows.login.brute_force` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawBruteForce {
+    enabled: Option<bool>,
+    max_attempts: Option<u32>,
+    max_attempts_per_ip: Option<u32>,
+    lockout: Option<String>,
+    max_lockout: Option<String>,
+    reset_after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -379,6 +428,7 @@ impl IdentityConfig {
     }
 
     fn compile(mut doc: Document, base_dir: &Path, dev: bool) -> Result<Self, IdentityError> {
+        let extensions = Extensions::take(&mut doc.value);
         let validator = VALIDATOR.as_ref().map_err(|e| ConfigError {
             origin: "built-in kratos config schema".into(),
             line: None,
@@ -583,6 +633,8 @@ impl IdentityConfig {
             max_length: hasher.max_password_bytes(),
         };
 
+        let breach = breach_config(&pw.config, &extensions, &doc, base_dir)?;
+        let brute_force = brute_force_config(&extensions, &doc)?;
         let schemas = load_schemas(&raw.identity, &doc, base_dir)?;
         let courier = courier_config(&raw.courier, &doc)?;
 
@@ -638,6 +690,8 @@ impl IdentityConfig {
             settings,
             privileged_session_max_age,
             code,
+            breach,
+            brute_force,
         })
     }
 
@@ -852,6 +906,77 @@ fn courier_config(c: &RawCourier, doc: &Document) -> Result<CourierConfig, Ident
         pull_count: c.worker.pull_count.unwrap_or(10).max(1),
         pull_wait,
         retry_backoff: std::time::Duration::from_secs(1),
+    })
+}
+
+fn breach_config(
+    c: &RawPasswordConfig,
+    ext: &Extensions,
+    doc: &Document,
+    base_dir: &Path,
+) -> Result<BreachConfig, IdentityError> {
+    let offline = match &ext.breached_passwords_file {
+        None | Some(Value::Null) => None,
+        Some(Value::String(file)) => {
+            let path = base_dir.join(file.strip_prefix("file://").unwrap_or(file));
+            let list = OfflineList::load(&path).map_err(|e| {
+                doc.error_at(
+                    EXT_BREACHED_PASSWORDS_FILE,
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            tracing::info!(entries = list.len(), file = %path.display(), "offline breached-password list loaded");
+            Some(Arc::new(list))
+        }
+        Some(_) => {
+            return Err(doc
+                .error_at(EXT_BREACHED_PASSWORDS_FILE, "must be a file path")
+                .into());
+        }
+    };
+    Ok(BreachConfig {
+        enabled: c.haveibeenpwned_enabled.unwrap_or(true),
+        base_url: BreachConfig::base_url_for(
+            c.haveibeenpwned_host
+                .as_deref()
+                .unwrap_or("api.pwnedpasswords.com"),
+        ),
+        max_breaches: c.max_breaches.unwrap_or(0),
+        ignore_network_errors: c.ignore_network_errors.unwrap_or(true),
+        offline,
+    })
+}
+
+fn brute_force_config(ext: &Extensions, doc: &Document) -> Result<BruteForceConfig, IdentityError> {
+    let raw: RawBruteForce = match &ext.brute_force {
+        None | Some(Value::Null) => RawBruteForce::default(),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| doc.error_at(EXT_BRUTE_FORCE, format!("invalid value: {e}")))?,
+    };
+    let defaults = BruteForceConfig::default();
+    let duration = |key: &str, v: &Option<String>, default: Duration| match v {
+        None => Ok(default),
+        Some(s) => parse_duration(s)
+            .and_then(|d| Duration::try_from(d).ok())
+            .ok_or_else(|| {
+                IdentityError::from(
+                    doc.error_at(&format!("{EXT_BRUTE_FORCE}/{key}"), "invalid duration"),
+                )
+            }),
+    };
+    let lockout = duration("lockout", &raw.lockout, defaults.lockout)?;
+    let max_lockout = duration("max_lockout", &raw.max_lockout, defaults.max_lockout)?.max(lockout);
+    let reset_after =
+        duration("reset_after", &raw.reset_after, defaults.reset_after)?.max(max_lockout);
+    Ok(BruteForceConfig {
+        enabled: raw.enabled.unwrap_or(defaults.enabled),
+        max_attempts: raw.max_attempts.unwrap_or(defaults.max_attempts),
+        max_attempts_per_ip: raw
+            .max_attempts_per_ip
+            .unwrap_or(defaults.max_attempts_per_ip),
+        lockout,
+        max_lockout,
+        reset_after,
     })
 }
 

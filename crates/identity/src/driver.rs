@@ -25,6 +25,8 @@ pub(crate) struct Registry {
     pub csrf_cookie_name: String,
     /// Nudges the courier worker when a message is queued.
     pub courier_wake: tokio::sync::Notify,
+    /// Breached-password lookups (with their cache).
+    pub breaches: crate::selfservice::strategy::password::breach::BreachChecker,
 }
 
 impl Registry {

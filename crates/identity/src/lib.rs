@@ -79,6 +79,8 @@ impl Identity {
             .await
             .map_err(|e| IdentityError::Hash(e.to_string()))??;
         let csrf_cookie_name = csrf::cookie_name(config.public_base_url.as_str());
+        let breaches =
+            selfservice::strategy::password::breach::BreachChecker::new(config.breach.clone());
         Ok(Identity {
             reg: Arc::new(Registry {
                 config,
@@ -86,6 +88,7 @@ impl Identity {
                 hasher,
                 csrf_cookie_name,
                 courier_wake: tokio::sync::Notify::new(),
+                breaches,
             }),
         })
     }

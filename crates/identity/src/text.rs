@@ -378,3 +378,27 @@ pub fn settings_flow_expired(minutes_ago: f64, expired_at: &str) -> Text {
 pub fn back() -> Text {
     Text::info(1040008, "Back", None)
 }
+
+/// 4000034 the password appears in data breaches (`breaches`: how often, when known).
+pub fn password_breached(breaches: Option<u64>) -> Text {
+    Text::error(
+        4000034,
+        "The password has been found in data breaches and must no longer be used.",
+        breaches.map(|b| json!({"breaches": b})),
+    )
+}
+
+/// 4000900 (a Portcullis id, unused by Kratos): login refused after too many failed attempts,
+/// identical whether or not the account exists.
+pub fn login_locked(retry_after_seconds: u64) -> Text {
+    Text::error(
+        LOGIN_LOCKED,
+        format!(
+            "Too many failed login attempts. Please try again in {retry_after_seconds} seconds."
+        ),
+        Some(json!({"retry_after_seconds": retry_after_seconds})),
+    )
+}
+
+/// The message id of [`login_locked`].
+pub const LOGIN_LOCKED: u32 = 4000900;

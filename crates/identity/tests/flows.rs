@@ -754,7 +754,14 @@ async fn tutorial_config_serves(db: TestDb) {
         portcullis_identity::IdentityConfig::load_with_env(
             &common::reference().join("tutorial/kratos/kratos.yml"),
             true,
-            [("SERVE_PUBLIC_BASE_URL".to_string(), public.to_string())],
+            [
+                ("SERVE_PUBLIC_BASE_URL".to_string(), public.to_string()),
+                // Offline: no breached-password lookup against the real host.
+                (
+                    "SELFSERVICE_METHODS_PASSWORD_CONFIG_HAVEIBEENPWNED_ENABLED".to_string(),
+                    "false".to_string(),
+                ),
+            ],
         )
         .expect("tutorial kratos.yml")
     })

@@ -152,7 +152,8 @@ pub fn identity_config(a: &Addrs, schema_path: &std::path::Path) -> serde_json::
         "selfservice": {
             "default_browser_return_url": format!("{ui}/"),
             "allowed_return_urls": [format!("{ui}/"), format!("{}/", url_of(a.gateway))],
-            "methods": {"password": {"enabled": true}},
+            // `up` is a local stack that must work offline: no breached-password lookups.
+            "methods": {"password": {"enabled": true, "config": {"haveibeenpwned_enabled": false}}},
             "flows": {
                 "error": {"ui_url": format!("{ui}/error")},
                 "settings": {"ui_url": format!("{ui}/settings"), "privileged_session_max_age": "15m"},

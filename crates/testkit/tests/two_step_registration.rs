@@ -59,7 +59,7 @@ async fn profile_first_registration_through_the_ui() {
             "selfservice": {
                 "default_browser_return_url": format!("{ui_url}/"),
                 "allowed_return_urls": [format!("{ui_url}/")],
-                "methods": {"password": {"enabled": true}},
+                "methods": {"password": {"enabled": true, "config": {"haveibeenpwned_enabled": false}}},
                 "flows": {
                     "error": {"ui_url": format!("{ui_url}/error")},
                     "login": {"ui_url": format!("{ui_url}/login")},

@@ -44,7 +44,9 @@ pub fn config_value(public: &str, admin: &str, lifespan: &str) -> Value {
         "selfservice": {
             "default_browser_return_url": "http://127.0.0.1:4455/",
             "allowed_return_urls": ["http://127.0.0.1:4455"],
-            "methods": {"password": {"enabled": true}},
+            // Tests never reach the internet: the breach lookup is off unless a test
+            // points it at its own range server.
+            "methods": {"password": {"enabled": true, "config": {"haveibeenpwned_enabled": false}}},
             "flows": {
                 "error": {"ui_url": "http://127.0.0.1:4455/error"},
                 "logout": {"after": {"default_browser_return_url": "http://127.0.0.1:4455/login"}},
@@ -130,6 +132,16 @@ pub async fn start_config(db: TestDb, build: impl FnOnce(&str, &str) -> Identity
         tokio::task::yield_now().await;
     }
     panic!("identity server did not become ready");
+}
+
+/// Starts a server (dev mode) whose kratos.yml is [`config_value`] edited by `tweak`.
+pub async fn start_tweaked(db: TestDb, tweak: impl FnOnce(&mut Value)) -> Server {
+    start_config(db, |public, admin| {
+        let mut v = config_value(public, admin, "10m");
+        tweak(&mut v);
+        IdentityConfig::from_value(v, "test kratos.yml", Path::new("."), true).expect("config")
+    })
+    .await
 }
 
 /// Starts a server with verification, recovery and settings enabled, a mail catcher on an
@@ -308,4 +320,64 @@ macro_rules! on_both {
             }
         }
     };
+}
+
+/// The password the helpers use unless told otherwise.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// GETs `url` and parses the JSON answer.
+pub async fn get_json(client: &reqwest::Client, url: String) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// `POST /admin/identities` for the default schema with `email`, and a plain password when
+/// given (the response is returned unchecked).
+pub async fn admin_create(s: &Server, email: &str, password: Option<&str>) -> reqwest::Response {
+    let mut body = json!({"schema_id": "default", "traits": {"email": email}});
+    if let Some(p) = password {
+        body["credentials"] = json!({"password": {"config": {"password": p}}});
+    }
+    native()
+        .post(format!("{}/admin/identities", s.admin))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Creates an identity with [`PASSWORD`] through the admin API; returns its JSON.
+pub async fn create_identity(s: &Server, email: &str) -> Value {
+    let res = admin_create(s, email, Some(PASSWORD)).await;
+    assert_eq!(res.status(), 201);
+    res.json().await.unwrap()
+}
+
+/// A native (API flow) login with `identifier` and `password`; the raw response.
+pub async fn native_login(s: &Server, identifier: &str, password: &str) -> reqwest::Response {
+    let api = native();
+    let flow = get_json(&api, format!("{}/self-service/login/api", s.public)).await;
+    api.post(flow["ui"]["action"].as_str().unwrap())
+        .json(&json!({"method": "password", "identifier": identifier, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A native (API flow) registration with `email` and `password`; the raw response.
+pub async fn native_register(s: &Server, email: &str, password: &str) -> reqwest::Response {
+    let api = native();
+    let flow = get_json(&api, format!("{}/self-service/registration/api", s.public)).await;
+    api.post(flow["ui"]["action"].as_str().unwrap())
+        .json(&json!({"method": "password", "password": password, "traits": {"email": email}}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The message ids on the node called `name`.
+pub fn node_message_ids(flow: &Value, name: &str) -> Vec<i64> {
+    node(flow, name)["messages"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|t| t["id"].as_i64()).collect())
+        .unwrap_or_default()
 }

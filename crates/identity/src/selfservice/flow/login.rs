@@ -131,7 +131,7 @@ pub(crate) async fn submit(reg: Arc<Registry>, ctx: Ctx, body: bytes::Bytes) -> 
         flow.ui.messages.push(text::no_strategy_login());
         return super::respond_with_errors(&reg, &ctx, flow).await;
     }
-    match password::login(&reg, &mut flow, &body).await {
+    match password::login(&reg, &mut flow, &body, ctx.peer.map(|p| p.ip())).await {
         Ok(identity)
             if reg.config.login_require_verified_address && !verified(&identity, &body) =>
         {
@@ -142,6 +142,13 @@ pub(crate) async fn submit(reg: Arc<Registry>, ctx: Ctx, body: bytes::Bytes) -> 
         Err(Failure::Form) => {
             tracing::debug!(flow = %flow.id, "login refused");
             super::respond_with_errors(&reg, &ctx, flow).await
+        }
+        Err(Failure::Locked(wait)) => {
+            tracing::info!(flow = %flow.id, retry_after = wait, "login refused: locked");
+            let mut res = super::respond_with_errors(&reg, &ctx, flow).await;
+            res.headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(wait));
+            res
         }
         Err(Failure::Error(e)) => super::unrecoverable(&reg, &ctx, e).await,
     }

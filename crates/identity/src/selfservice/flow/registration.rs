@@ -132,7 +132,9 @@ pub(crate) async fn submit(reg: Arc<Registry>, ctx: Ctx, body: bytes::Bytes) -> 
     }
     match password::register(&reg, &mut flow, &body).await {
         Ok(identity) => succeed(&reg, &ctx, flow, identity).await,
-        Err(Failure::Form) => super::respond_with_errors(&reg, &ctx, flow).await,
+        Err(Failure::Form | Failure::Locked(_)) => {
+            super::respond_with_errors(&reg, &ctx, flow).await
+        }
         Err(Failure::Error(e)) => super::unrecoverable(&reg, &ctx, e).await,
     }
 }

@@ -356,11 +356,12 @@ async fn update_password(
         .get(&identity.schema_id)
         .map(|s| s.password_identifiers(&identity.traits))
         .unwrap_or_default();
-    for identifier in &identifiers {
-        if let Err(message) = reg.config.password_policy.check(identifier, &password) {
-            flow.ui.add_message("password", message);
-            return Outcome::Form;
-        }
+    if let Err(message) =
+        crate::selfservice::strategy::password::check_new_password(reg, &identifiers, &password)
+            .await
+    {
+        flow.ui.add_message("password", message);
+        return Outcome::Form;
     }
     let hashed = match reg.hasher.hash(Secret::new(password)).await {
         Ok(h) => h,

@@ -2,6 +2,8 @@
 //! password. Failures are written into the flow's UI (field messages on the node, flow-level
 //! messages on the form) and the caller answers with the updated flow.
 
+pub mod breach;
+pub mod throttle;
 pub mod validator;
 
 use portcullis_core::Secret;
@@ -22,6 +24,9 @@ pub(crate) enum Failure {
     Form,
     /// Something broke; answer with this error.
     Error(ApiError),
+    /// Too many failed attempts: the flow's UI carries the lock message; answer with the
+    /// flow and `Retry-After` of this many seconds.
+    Locked(u64),
 }
 
 impl From<StoreError> for Failure {
@@ -32,11 +37,13 @@ impl From<StoreError> for Failure {
 
 /// Checks identifier and password. Unknown identifiers cost a full hash verification, and
 /// both failures give the same message (4000006), so neither timing nor text tells whether
-/// an account exists.
+/// an account exists. Failures count towards the brute-force limits of the identifier and
+/// of `peer`; a locked identifier or IP is refused before any hash is computed.
 pub(crate) async fn login(
     reg: &Registry,
     flow: &mut Flow,
     body: &Value,
+    peer: Option<std::net::IpAddr>,
 ) -> Result<Identity, Failure> {
     let identifier = body_str(body, "identifier")
         .or_else(|| body_str(body, "password_identifier"))
@@ -56,10 +63,13 @@ pub(crate) async fn login(
     if identifier.trim().is_empty() || password.is_empty() {
         return Err(Failure::Form);
     }
-    let found = reg
-        .store
-        .find_credential("password", &normalize_identifier(&identifier))
-        .await?;
+    let normalized = normalize_identifier(&identifier);
+    let guard = throttle::Guard::new(reg, &normalized, peer);
+    if let Some(wait) = guard.locked().await? {
+        flow.ui.messages.push(text::login_locked(wait));
+        return Err(Failure::Locked(wait));
+    }
+    let found = reg.store.find_credential("password", &normalized).await?;
     let hash = found.as_ref().and_then(|(_, c)| {
         c.config
             .get("hashed_password")
@@ -81,9 +91,14 @@ pub(crate) async fn login(
         (identity, _) => identity,
     };
     let Some(identity) = identity else {
+        if let Some(wait) = guard.failed().await? {
+            flow.ui.messages.push(text::login_locked(wait));
+            return Err(Failure::Locked(wait));
+        }
         flow.ui.messages.push(text::invalid_credentials());
         return Err(Failure::Form);
     };
+    guard.succeeded().await?;
     if identity.state != State::Active {
         flow.ui.messages.push(text::identity_disabled());
         return Err(Failure::Form);
@@ -157,11 +172,9 @@ pub(crate) async fn register(
         ));
         return Err(Failure::Form);
     }
-    for identifier in &identifiers {
-        if let Err(message) = reg.config.password_policy.check(identifier, &password) {
-            flow.ui.add_message("password", message);
-            return Err(Failure::Form);
-        }
+    if let Err(message) = check_new_password(reg, &identifiers, &password).await {
+        flow.ui.add_message("password", message);
+        return Err(Failure::Form);
     }
     let hashed = reg
         .hasher
@@ -177,6 +190,22 @@ pub(crate) async fn register(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The policy for a new password: length, similarity to each identifier, then the
+/// breached-password lookups (offline list, Have I Been Pwned).
+pub(crate) async fn check_new_password(
+    reg: &Registry,
+    identifiers: &[String],
+    password: &str,
+) -> Result<(), crate::text::Text> {
+    if identifiers.is_empty() {
+        reg.config.password_policy.check("", password)?;
+    }
+    for identifier in identifiers {
+        reg.config.password_policy.check(identifier, password)?;
+    }
+    reg.breaches.check(password).await
 }
 
 /// An identity with a password credential and the addresses its schema declares.

@@ -1,5 +1,6 @@
 //! The password policy applied at registration: minimum length (4000032) and similarity to
-//! the identifier (4000031), with Kratos's thresholds. Breached-password lookups come later.
+//! the identifier (4000031), with Kratos's thresholds. Breached-password lookups are in
+//! [`super::breach`].
 
 use crate::text::{self, Text};
 
