@@ -761,6 +761,98 @@ impl ErrorStore for SqlStore {
     }
 }
 
+/// The admin identity listing's filters and page.
+#[derive(Debug, Default, Clone)]
+pub struct IdentityQuery {
+    /// Only these identities (`ids`).
+    pub ids: Option<Vec<Uuid>>,
+    /// Only identities with a credential identifier equal to this (`credentials_identifier`).
+    pub credentials_identifier: Option<String>,
+    /// Only identities with a credential identifier containing this, case-insensitively
+    /// (`preview_credentials_identifier_similar`).
+    pub identifier_similar: Option<String>,
+    /// Keyset pagination: identities with an id after this one, ordered by id.
+    pub after: Option<Uuid>,
+    /// Legacy offset pagination (ordered by creation); used when `after` is `None`.
+    pub offset: i64,
+    /// At most this many.
+    pub limit: i64,
+}
+
+impl SqlStore {
+    /// Lists identities (with credentials and addresses) matching `q`.
+    pub async fn query_identities(&self, q: &IdentityQuery) -> Result<Vec<Identity>> {
+        let mut conditions = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        fn next(binds: &mut Vec<String>, v: String) -> String {
+            binds.push(v);
+            format!("${}", binds.len())
+        }
+        if let Some(ids) = &q.ids {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let marks: Vec<String> = ids
+                .iter()
+                .map(|id| next(&mut binds, id.to_string()))
+                .collect();
+            conditions.push(format!("id IN ({})", marks.join(", ")));
+        }
+        if let Some(identifier) = &q.credentials_identifier {
+            let m = next(&mut binds, identifier.clone());
+            conditions.push(format!(
+                "id IN (SELECT identity_id FROM identity_credential_identifiers WHERE identifier = {m})"
+            ));
+        }
+        if let Some(part) = &q.identifier_similar {
+            let escaped = part
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            let m = next(&mut binds, format!("%{escaped}%"));
+            conditions.push(format!(
+                "id IN (SELECT identity_id FROM identity_credential_identifiers \
+                 WHERE LOWER(identifier) LIKE {m} ESCAPE '\\')"
+            ));
+        }
+        let order = match q.after {
+            Some(after) => {
+                let m = next(&mut binds, after.to_string());
+                conditions.push(format!("id > {m}"));
+                "ORDER BY id"
+            }
+            None => "ORDER BY created_at, id",
+        };
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {IDENTITY_COLUMNS} FROM identities {filter} {order} LIMIT {} OFFSET {}",
+            q.limit.max(0),
+            if q.after.is_some() {
+                0
+            } else {
+                q.offset.max(0)
+            }
+        );
+        let mut query = sqlx::query(&sql);
+        for b in binds {
+            query = query.bind(b);
+        }
+        let rows = query.fetch_all(self.db.pool()).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut identity = Self::identity_from_row(row)?;
+            self.load_details(&mut identity, true).await?;
+            out.push(identity);
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

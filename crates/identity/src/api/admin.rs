@@ -34,10 +34,15 @@ const MAX_PAGE_SIZE: i64 = 1000;
 /// Builds the admin router.
 pub(crate) fn router(reg: Arc<Registry>) -> Router {
     let routes = Router::new()
-        .route("/identities", get(list_identities).post(create_identity))
+        .route(
+            "/identities",
+            get(super::identities::list)
+                .post(create_identity)
+                .patch(super::identities::batch_patch),
+        )
         .route(
             "/identities/{id}",
-            get(get_identity)
+            get(super::identities::get)
                 .put(update_identity)
                 .patch(patch_identity)
                 .delete(delete_identity),
@@ -162,37 +167,9 @@ async fn version() -> Response {
     Json(serde_json::json!({"version": env!("CARGO_PKG_VERSION")})).into_response()
 }
 
-/// `GET /admin/identities?page_size=&page_token=`: oldest first; `page_token` is the opaque
-/// cursor from the previous page's `Link: <…>; rel="next"`.
-async fn list_identities(State(reg): Reg, ctx: Ctx) -> Response {
-    let (size, offset) = page(&ctx);
-    let list = match reg.store.list_identities(size, offset).await {
-        Ok(l) => l,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    let full = i64::try_from(list.len()).unwrap_or(0) == size;
-    let body: Vec<Value> = list
-        .iter()
-        .map(|i| i.to_json(&reg.config.public_base_url, View::Admin))
-        .collect();
-    let mut res = Json(body).into_response();
-    let base = join_url(&reg.config.admin_base_url, "/admin/identities");
-    let mut link = format!("<{base}?page_size={size}&page_token=0>; rel=\"first\"");
-    if full {
-        link.push_str(&format!(
-            ",<{base}?page_size={size}&page_token={}>; rel=\"next\"",
-            offset + size
-        ));
-    }
-    if let Ok(v) = HeaderValue::from_str(&link) {
-        res.headers_mut().insert(header::LINK, v);
-    }
-    res
-}
-
 /// `createIdentityBody`.
 #[derive(Debug, Deserialize)]
-struct CreateIdentityBody {
+pub(crate) struct CreateIdentityBody {
     schema_id: String,
     traits: Value,
     #[serde(default)]
@@ -244,60 +221,10 @@ async fn create_identity(State(reg): Reg, ctx: Ctx, body: Body) -> Response {
                 .into_response();
         }
     };
-    let Some(schema) = reg.config.schemas().get(&body.schema_id) else {
-        return ApiError::bad_request(format!(
-            "Identity schema with id \"{}\" is not known.",
-            body.schema_id
-        ))
-        .into_response();
-    };
-    if let Err(e) = check_traits(schema, &body.traits) {
-        return e.into_response();
-    }
-    let state = match body.state.as_deref() {
-        None => IdentityState::Active,
-        Some(s) => match IdentityState::parse(s) {
-            Some(st) => st,
-            None => {
-                return ApiError::bad_request(format!("Unknown identity state {s:?}."))
-                    .into_response();
-            }
-        },
-    };
-    let password = body
-        .credentials
-        .and_then(|c| c.password)
-        .map(|p| p.config)
-        .unwrap_or_default();
-    let hashed = match import_password(&reg, password).await {
-        Ok(h) => h,
+    let identity = match create_from_body(&reg, body).await {
+        Ok(i) => i,
         Err(e) => return e.into_response(),
     };
-    let identifiers = schema.password_identifiers(&body.traits);
-    let mut identity = new_identity(
-        &reg,
-        schema.id(),
-        body.traits,
-        identifiers,
-        hashed.clone().unwrap_or_default(),
-    );
-    if hashed.is_none() {
-        identity.credentials.clear();
-    }
-    identity.state = state;
-    identity.metadata_public = body.metadata_public.filter(|v| !v.is_null());
-    identity.metadata_admin = body.metadata_admin.filter(|v| !v.is_null());
-    identity.external_id = body.external_id.filter(|e| !e.is_empty());
-    match reg.store.create_identity(&identity).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict) => {
-            return ApiError::conflict(
-                "This identity conflicts with another identity that already exists.",
-            )
-            .into_response();
-        }
-        Err(e) => return ApiError::from(e).into_response(),
-    }
     let mut res = (
         StatusCode::CREATED,
         Json(identity.to_json(&reg.config.public_base_url, View::Admin)),
@@ -311,6 +238,54 @@ async fn create_identity(State(reg): Reg, ctx: Ctx, body: Body) -> Response {
         res.headers_mut().insert(header::LOCATION, v);
     }
     res
+}
+
+/// Validates a `createIdentityBody` and stores the identity it describes (400 for invalid
+/// traits, state or credentials; 409 on conflict).
+pub(crate) async fn create_from_body(
+    reg: &Registry,
+    body: CreateIdentityBody,
+) -> Result<crate::identity::Identity, ApiError> {
+    let Some(schema) = reg.config.schemas().get(&body.schema_id) else {
+        return Err(ApiError::bad_request(format!(
+            "Identity schema with id \"{}\" is not known.",
+            body.schema_id
+        )));
+    };
+    check_traits(schema, &body.traits)?;
+    let state = match body.state.as_deref() {
+        None => IdentityState::Active,
+        Some(s) => IdentityState::parse(s)
+            .ok_or_else(|| ApiError::bad_request(format!("Unknown identity state {s:?}.")))?,
+    };
+    let password = body
+        .credentials
+        .and_then(|c| c.password)
+        .map(|p| p.config)
+        .unwrap_or_default();
+    let hashed = import_password(reg, password).await?;
+    let identifiers = schema.password_identifiers(&body.traits);
+    let mut identity = new_identity(
+        reg,
+        schema.id(),
+        body.traits,
+        identifiers,
+        hashed.clone().unwrap_or_default(),
+    );
+    if hashed.is_none() {
+        identity.credentials.clear();
+    }
+    identity.state = state;
+    identity.metadata_public = body.metadata_public.filter(|v| !v.is_null());
+    identity.metadata_admin = body.metadata_admin.filter(|v| !v.is_null());
+    identity.external_id = body.external_id.filter(|e| !e.is_empty());
+    match reg.store.create_identity(&identity).await {
+        Ok(()) => Ok(identity),
+        Err(StoreError::Conflict) => Err(ApiError::conflict(
+            "This identity conflicts with another identity that already exists.",
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The stored hash for an imported password credential: a plain password is hashed with
@@ -379,20 +354,8 @@ struct UpdateIdentityBody {
     external_id: Option<String>,
 }
 
-fn identity_not_found() -> ApiError {
+pub(crate) fn identity_not_found() -> ApiError {
     ApiError::not_found("Unable to locate the resource")
-}
-
-/// `GET /admin/identities/{id}`.
-async fn get_identity(State(reg): Reg, Path(id): Path<String>) -> Response {
-    let Ok(id) = Uuid::parse_str(&id) else {
-        return identity_not_found().into_response();
-    };
-    match reg.store.get_identity(id, true).await {
-        Ok(Some(i)) => Json(i.to_json(&reg.config.public_base_url, View::Admin)).into_response(),
-        Ok(None) => identity_not_found().into_response(),
-        Err(e) => ApiError::from(e).into_response(),
-    }
 }
 
 /// `PUT /admin/identities/{id}`: replaces schema, state, traits, metadata and external id

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod cors;
+pub(crate) mod identities;
 pub mod public;
 
 use axum::extract::Request;
