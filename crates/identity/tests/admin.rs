@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_schema, native, start};
+use common::{assert_schema, create_identity, get_json, native, native_login, start};
 use portcullis_db::testing::TestDb;
 use serde_json::{Value, json};
 
@@ -40,23 +40,7 @@ async fn identities_crud(db: TestDb) {
     );
 
     // The imported password logs in natively.
-    let flow: Value = api
-        .get(format!("{}/self-service/login/api", s.public))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let res = api
-        .post(flow["ui"]["action"].as_str().unwrap())
-        .json(
-            &json!({"method": "password", "identifier": "frank@example.com",
-            "password": "correct horse battery staple"}),
-        )
-        .send()
-        .await
-        .unwrap();
+    let res = native_login(&s, "frank@example.com", "correct horse battery staple").await;
     assert_eq!(res.status(), 200);
 
     // Listed, fetched with and without the /admin prefix.
@@ -144,14 +128,7 @@ async fn identities_crud(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let schemas: Value = api
-        .get(format!("{}/schemas", s.public))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let schemas = get_json(&api, format!("{}/schemas", s.public)).await;
     assert_schema("identitySchemas", &schemas);
     assert_eq!(schemas[0]["id"], "default");
     for id in ["default", "ZGVmYXVsdA"] {
@@ -180,22 +157,10 @@ async fn identities_crud(db: TestDb) {
 }
 on_both!(identities_crud);
 
-async fn create(api: &reqwest::Client, admin: &str, email: &str) -> Value {
-    let res = api
-        .post(format!("{admin}/admin/identities"))
-        .json(&json!({"schema_id": "default", "traits": {"email": email},
-            "credentials": {"password": {"config": {"password": "correct horse battery staple"}}}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    res.json().await.unwrap()
-}
-
 async fn identities_update_and_patch(db: TestDb) {
     let s = start(db).await;
     let api = native();
-    let created = create(&api, &s.admin, "gina@example.com").await;
+    let created = create_identity(&s, "gina@example.com").await;
     let id = created["id"].as_str().unwrap();
     let url = format!("{}/admin/identities/{id}", s.admin);
 
@@ -257,27 +222,11 @@ async fn identities_update_and_patch(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let flow: Value = api
-        .get(format!("{}/self-service/login/api", s.public))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let res = api
-        .post(flow["ui"]["action"].as_str().unwrap())
-        .json(
-            &json!({"method": "password", "identifier": "gina2@example.com",
-            "password": "a different passphrase 42"}),
-        )
-        .send()
-        .await
-        .unwrap();
+    let res = native_login(&s, "gina2@example.com", "a different passphrase 42").await;
     assert_eq!(res.status(), 200);
 
     // A second identity's email may not be taken over: 409.
-    create(&api, &s.admin, "hank@example.com").await;
+    create_identity(&s, "hank@example.com").await;
     let res = api
         .put(&url)
         .json(&json!({"schema_id": "default", "state": "active", "traits": {"email": "hank@example.com"}}))

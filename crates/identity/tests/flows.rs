@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{assert_schema, browser, csrf_of, form_message_ids, native, node, start, start_with};
+use common::{
+    PASSWORD, assert_schema, browser, csrf_of, form_message_ids, get_json, native, native_login,
+    native_register, node, start, start_with,
+};
 use portcullis_db::testing::TestDb;
 use reqwest::header::{ACCEPT, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
@@ -245,25 +248,8 @@ on_both!(browser_registration);
 
 async fn login_errors(db: TestDb) {
     let s = start(db).await;
-    let api = native();
     // Register natively first.
-    let flow: Value = api
-        .get(format!("{}/self-service/registration/api", s.public))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let res = api
-        .post(flow["ui"]["action"].as_str().unwrap())
-        .json(
-            &json!({"method": "password", "password": "correct horse battery staple",
-            "traits": {"email": "bob@example.com"}}),
-        )
-        .send()
-        .await
-        .unwrap();
+    let res = native_register(&s, "bob@example.com", PASSWORD).await;
     assert_eq!(res.status(), 200);
 
     let (client, _) = browser();
@@ -529,33 +515,10 @@ on_both!(registration_errors);
 async fn native_sessions(db: TestDb) {
     let s = start(db).await;
     let api = native();
-    let flow: Value = api
-        .get(format!("{}/self-service/registration/api", s.public))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let res = api
-        .post(flow["ui"]["action"].as_str().unwrap())
-        .json(
-            &json!({"method": "password", "password": "correct horse battery staple",
-            "traits": {"email": "dave@example.com"}}),
-        )
-        .send()
-        .await
-        .unwrap();
+    let res = native_register(&s, "dave@example.com", PASSWORD).await;
     assert_eq!(res.status(), 200);
 
-    let flow: Value = api
-        .get(format!("{}/self-service/login/api", s.public))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flow = get_json(&api, format!("{}/self-service/login/api", s.public)).await;
     assert_schema("loginFlow", &flow);
     let res = api
         .post(flow["ui"]["action"].as_str().unwrap())
@@ -628,14 +591,7 @@ on_both!(native_sessions);
 async fn expired_flows(db: TestDb) {
     let s = start_with(db, "1ms", true).await;
     let api = native();
-    let flow: Value = api
-        .get(format!("{}/self-service/login/api", s.public))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flow = get_json(&api, format!("{}/self-service/login/api", s.public)).await;
     // The flow lives 1ms; poll the clock rather than sleeping a fixed time.
     let expires = time::OffsetDateTime::parse(
         flow["expires_at"].as_str().unwrap(),
@@ -726,14 +682,7 @@ on_both!(return_to_is_guarded);
 async fn oversized_bodies_are_refused(db: TestDb) {
     let s = start(db).await;
     let api = native();
-    let flow: Value = api
-        .get(format!("{}/self-service/registration/api", s.public))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flow = get_json(&api, format!("{}/self-service/registration/api", s.public)).await;
     let huge = "x".repeat(portcullis_identity::x::MAX_BODY_BYTES + 1);
     let res = api
         .post(flow["ui"]["action"].as_str().unwrap())
@@ -824,23 +773,8 @@ on_both!(tutorial_config_serves);
 async fn session_management(db: TestDb) {
     let s = start(db).await;
     let api = native();
-    let flow: Value = api
-        .get(format!("{}/self-service/registration/api", s.public))
-        .send()
+    let reg: Value = native_register(&s, "grace@example.com", PASSWORD)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let reg: Value = api
-        .post(flow["ui"]["action"].as_str().unwrap())
-        .json(
-            &json!({"method": "password", "password": "correct horse battery staple",
-            "traits": {"email": "grace@example.com"}}),
-        )
-        .send()
-        .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -848,23 +782,8 @@ async fn session_management(db: TestDb) {
     let identity_id = reg["identity"]["id"].as_str().unwrap().to_string();
     let mut tokens = vec![first];
     for _ in 0..2 {
-        let flow: Value = api
-            .get(format!("{}/self-service/login/api", s.public))
-            .send()
+        let login: Value = native_login(&s, "grace@example.com", "correct horse battery staple")
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let login: Value = api
-            .post(flow["ui"]["action"].as_str().unwrap())
-            .json(
-                &json!({"method": "password", "identifier": "grace@example.com",
-                "password": "correct horse battery staple"}),
-            )
-            .send()
-            .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -916,29 +835,20 @@ async fn session_management(db: TestDb) {
     );
 
     // Admin: list, fetch, and revoke everything.
-    let all: Value = api
-        .get(format!(
-            "{}/admin/identities/{identity_id}/sessions",
-            s.admin
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all = get_json(
+        &api,
+        format!("{}/admin/identities/{identity_id}/sessions", s.admin),
+    )
+    .await;
     assert_eq!(all.as_array().map(Vec::len), Some(3), "{all:#}");
-    let active: Value = api
-        .get(format!(
+    let active = get_json(
+        &api,
+        format!(
             "{}/admin/identities/{identity_id}/sessions?active=true",
             s.admin
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     assert_eq!(active.as_array().unwrap().len(), 1);
     let sid = active[0]["id"].as_str().unwrap();
     let res = api

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Server, assert_schema, config_value, native, start, start_config};
+use common::{Server, assert_schema, config_value, get_json, native, start, start_config};
 use portcullis_db::testing::TestDb;
 use portcullis_identity::IdentityConfig;
 use serde_json::{Value, json};
@@ -42,21 +42,7 @@ async fn import(s: &Server, email: &str, hash: &str) -> reqwest::Response {
 }
 
 async fn login(s: &Server, email: &str, password: &str) -> reqwest::StatusCode {
-    let api = native();
-    let flow: Value = api
-        .get(format!("{}/self-service/login/api", s.public))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    api.post(flow["ui"]["action"].as_str().unwrap())
-        .json(&json!({"method": "password", "identifier": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .status()
+    common::native_login(s, email, password).await.status()
 }
 
 async fn stored_hash(s: &Server, id: &str) -> String {
@@ -167,14 +153,7 @@ async fn bcrypt_configured(db: TestDb) {
     assert!(stored_hash(&s, &id).await.starts_with("$2b$10$"));
 
     // Registration refuses passwords bcrypt would truncate (4000033).
-    let flow: Value = api
-        .get(format!("{}/self-service/registration/api", s.public))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flow = get_json(&api, format!("{}/self-service/registration/api", s.public)).await;
     let res = api
         .post(flow["ui"]["action"].as_str().unwrap())
         .json(

@@ -5,41 +5,24 @@
 mod common;
 
 use common::{
-    Server, assert_schema, browser, code_in, csrf_of, form_message_ids, native, start_with_mail,
+    PASSWORD, Server, assert_schema, browser, code_in, csrf_of, form_message_ids, get_json, native,
+    start_with_mail,
 };
 use portcullis_db::testing::TestDb;
 use reqwest::header::{ACCEPT, LOCATION};
 use serde_json::{Value, json};
 
 const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
-const PASSWORD: &str = "correct horse battery staple";
-
-async fn get_json(client: &reqwest::Client, url: String) -> Value {
-    client.get(url).send().await.unwrap().json().await.unwrap()
-}
-
-async fn native_register(s: &Server, email: &str) -> Value {
-    let api = native();
-    let flow = get_json(&api, format!("{}/self-service/registration/api", s.public)).await;
-    let res = api
-        .post(flow["ui"]["action"].as_str().unwrap())
-        .json(&json!({"method": "password", "password": PASSWORD, "traits": {"email": email}}))
-        .send()
-        .await
-        .unwrap();
+/// A native registration with [`PASSWORD`] that must succeed; its JSON.
+async fn register(s: &Server, email: &str) -> Value {
+    let res = common::native_register(s, email, PASSWORD).await;
     assert_eq!(res.status(), 200);
     res.json().await.unwrap()
 }
 
-async fn native_login(s: &Server, email: &str) -> (u16, Value) {
-    let api = native();
-    let flow = get_json(&api, format!("{}/self-service/login/api", s.public)).await;
-    let res = api
-        .post(flow["ui"]["action"].as_str().unwrap())
-        .json(&json!({"method": "password", "identifier": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+/// A native login with [`PASSWORD`]: status and JSON.
+async fn login(s: &Server, email: &str) -> (u16, Value) {
+    let res = common::native_login(s, email, PASSWORD).await;
     (res.status().as_u16(), res.json().await.unwrap())
 }
 
@@ -51,7 +34,7 @@ fn with_hooks(v: &mut Value) {
 
 async fn registration_sends_verification(db: TestDb) {
     let s = start_with_mail(db, with_hooks).await;
-    let done = native_register(&s, "nina@example.com").await;
+    let done = register(&s, "nina@example.com").await;
     assert_schema("successfulNativeRegistration", &done);
     let actions: Vec<&str> = done["continue_with"]
         .as_array()
@@ -74,7 +57,7 @@ async fn registration_sends_verification(db: TestDb) {
     );
 
     // Not verified yet: require_verified_address refuses the login.
-    let (status, refused) = native_login(&s, "nina@example.com").await;
+    let (status, refused) = login(&s, "nina@example.com").await;
     assert_eq!(status, 400);
     assert_eq!(form_message_ids(&refused), [4000010]);
 
@@ -95,9 +78,9 @@ async fn registration_sends_verification(db: TestDb) {
     assert_eq!(res.status(), 200);
 
     // Verified: login works, and revoke_active_sessions ends the earlier sessions.
-    let (status, first) = native_login(&s, "nina@example.com").await;
+    let (status, first) = login(&s, "nina@example.com").await;
     assert_eq!(status, 200);
-    let (status, second) = native_login(&s, "nina@example.com").await;
+    let (status, second) = login(&s, "nina@example.com").await;
     assert_eq!(status, 200);
     let whoami = |token: String| {
         let api = api.clone();

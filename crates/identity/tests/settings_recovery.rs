@@ -5,33 +5,19 @@
 mod common;
 
 use common::{
-    Server, assert_schema, browser, code_in, csrf_of, form_message_ids, native, node,
-    start_with_mail,
+    PASSWORD, Server, assert_schema, browser, code_in, csrf_of, form_message_ids, get_json, native,
+    node, start_with_mail,
 };
 use portcullis_db::testing::TestDb;
 use reqwest::header::{ACCEPT, LOCATION};
 use serde_json::{Value, json};
 
 const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
-const PASSWORD: &str = "correct horse battery staple";
-
 async fn create_identity(s: &Server, email: &str) -> String {
-    let res = native()
-        .post(format!("{}/admin/identities", s.admin))
-        .json(&json!({"schema_id": "default", "traits": {"email": email},
-            "credentials": {"password": {"config": {"password": PASSWORD}}}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    res.json::<Value>().await.unwrap()["id"]
+    common::create_identity(s, email).await["id"]
         .as_str()
         .unwrap()
         .to_string()
-}
-
-async fn get_json(client: &reqwest::Client, url: String) -> Value {
-    client.get(url).send().await.unwrap().json().await.unwrap()
 }
 
 /// A native login; returns the login response.

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{
-    Server, assert_schema, browser, code_in, csrf_of, form_message_ids, native, node,
+    Server, assert_schema, browser, code_in, csrf_of, form_message_ids, get_json, native, node,
     start_with_mail,
 };
 use portcullis_db::testing::TestDb;
@@ -70,14 +70,7 @@ async fn native_verification(db: TestDb) {
     assert_eq!(before["verifiable_addresses"][0]["status"], "pending");
 
     let api = native();
-    let flow: Value = api
-        .get(format!("{}/self-service/verification/api", s.public))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flow = get_json(&api, format!("{}/self-service/verification/api", s.public)).await;
     assert_schema("verificationFlow", &flow);
     assert_eq!(flow["state"], "choose_method");
     assert_eq!(node(&flow, "email")["group"], "code");
@@ -229,17 +222,11 @@ async fn browser_verification(db: TestDb) {
         "{location}"
     );
     let flow_id = location.split("flow=").nth(1).unwrap().to_string();
-    let flow: Value = client
-        .get(format!(
-            "{}/self-service/verification/flows?id={flow_id}",
-            s.public
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flow = get_json(
+        &client,
+        format!("{}/self-service/verification/flows?id={flow_id}", s.public),
+    )
+    .await;
     assert_schema("verificationFlow", &flow);
     let action = flow["ui"]["action"].as_str().unwrap().to_string();
 
@@ -309,17 +296,11 @@ async fn browser_verification(db: TestDb) {
     let res = client.get(&link).header(ACCEPT, HTML).send().await.unwrap();
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()[LOCATION].to_str().unwrap(), location);
-    let done: Value = client
-        .get(format!(
-            "{}/self-service/verification/flows?id={flow_id}",
-            s.public
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let done = get_json(
+        &client,
+        format!("{}/self-service/verification/flows?id={flow_id}", s.public),
+    )
+    .await;
     assert_eq!(done["state"], "passed_challenge");
     assert_eq!(form_message_ids(&done), [1080002]);
     let after = identity_json(&s, &id).await;
