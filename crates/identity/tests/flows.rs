@@ -5,7 +5,7 @@ mod common;
 
 use common::{
     PASSWORD, assert_schema, browser, csrf_of, form_message_ids, get_json, native, native_login,
-    native_register, node, start, start_with,
+    native_register, node, start, start_with, submit_form,
 };
 use portcullis_db::testing::TestDb;
 use reqwest::header::{ACCEPT, LOCATION, SET_COOKIE};
@@ -74,19 +74,17 @@ async fn browser_registration(db: TestDb) {
         "new-password"
     );
 
-    let res = client
-        .post(flow["ui"]["action"].as_str().unwrap())
-        .header(ACCEPT, HTML)
-        .form(&[
-            ("csrf_token", csrf_of(&flow).as_str()),
+    let res = submit_form(
+        &client,
+        &flow,
+        &[
             ("traits.email", "Alice@Example.com"),
             ("traits.name.first", "Alice"),
             ("password", "correct horse battery staple"),
             ("method", "password"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()[LOCATION], "http://127.0.0.1:4455/");
     let cookies = set_cookies(&res);
@@ -224,18 +222,16 @@ async fn browser_registration(db: TestDb) {
     let flow = browser_flow(&client, &s.public, "login").await;
     assert_schema("loginFlow", &flow);
     assert_eq!(node(&flow, "identifier")["meta"]["label"]["text"], "E-Mail");
-    let res = client
-        .post(flow["ui"]["action"].as_str().unwrap())
-        .header(ACCEPT, HTML)
-        .form(&[
-            ("csrf_token", csrf_of(&flow).as_str()),
+    let res = submit_form(
+        &client,
+        &flow,
+        &[
             ("identifier", "alice@example.com"),
             ("password", "correct horse battery staple"),
             ("method", "password"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 303);
     let res = client
         .get(format!("{}/sessions/whoami", s.public))
@@ -662,18 +658,16 @@ async fn return_to_is_guarded(db: TestDb) {
     assert_eq!(res.status(), 200);
     let flow: Value = res.json().await.unwrap();
     assert_eq!(flow["return_to"], "http://127.0.0.1:4455/hello");
-    let res = client
-        .post(flow["ui"]["action"].as_str().unwrap())
-        .header(ACCEPT, HTML)
-        .form(&[
-            ("csrf_token", csrf_of(&flow).as_str()),
+    let res = submit_form(
+        &client,
+        &flow,
+        &[
             ("traits.email", "erin@example.com"),
             ("password", "correct horse battery staple"),
             ("method", "password"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()[LOCATION], "http://127.0.0.1:4455/hello");
 }
@@ -717,18 +711,16 @@ async fn tutorial_config_serves(db: TestDb) {
     .await;
     let (client, _) = browser();
     let flow = browser_flow(&client, &s.public, "registration").await;
-    let res = client
-        .post(flow["ui"]["action"].as_str().unwrap())
-        .header(ACCEPT, HTML)
-        .form(&[
-            ("csrf_token", csrf_of(&flow).as_str()),
+    let res = submit_form(
+        &client,
+        &flow,
+        &[
             ("traits.email", "tutorial@example.com"),
             ("password", "correct horse battery staple"),
             ("method", "password"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 303);
     let res = client
         .get(format!("{}/sessions/whoami", s.public))

@@ -6,7 +6,7 @@ mod common;
 
 use common::{
     PASSWORD, Server, assert_schema, browser, code_in, csrf_of, form_message_ids, get_json, native,
-    start_with_mail,
+    start_with_mail, submit_form,
 };
 use portcullis_db::testing::TestDb;
 use reqwest::header::{ACCEPT, LOCATION};
@@ -121,18 +121,16 @@ async fn browser_registration_shows_verification(db: TestDb) {
         .json()
         .await
         .unwrap();
-    let res = client
-        .post(flow["ui"]["action"].as_str().unwrap())
-        .header(ACCEPT, HTML)
-        .form(&[
-            ("csrf_token", csrf_of(&flow).as_str()),
+    let res = submit_form(
+        &client,
+        &flow,
+        &[
             ("method", "password"),
             ("traits.email", "otto@example.com"),
             ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 303);
     let location = res.headers()[LOCATION].to_str().unwrap().to_string();
     assert!(
@@ -149,17 +147,12 @@ async fn browser_registration_shows_verification(db: TestDb) {
     assert_schema("verificationFlow", &vflow);
     assert_eq!(vflow["state"], "sent_email");
     let code = code_in(&s.mail_to("otto@example.com", "verify").await);
-    let res = client
-        .post(vflow["ui"]["action"].as_str().unwrap())
-        .header(ACCEPT, HTML)
-        .form(&[
-            ("csrf_token", csrf_of(&vflow).as_str()),
-            ("method", "code"),
-            ("code", code.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = submit_form(
+        &client,
+        &vflow,
+        &[("method", "code"), ("code", code.as_str())],
+    )
+    .await;
     assert_eq!(res.status(), 303);
     let done = get_json(
         &client,

@@ -6,7 +6,7 @@ mod common;
 
 use common::{
     PASSWORD, Server, assert_schema, browser, code_in, csrf_of, form_message_ids, get_json, native,
-    node, start_with_mail,
+    node, start_with_mail, submit_form,
 };
 use portcullis_db::testing::TestDb;
 use reqwest::header::{ACCEPT, LOCATION};
@@ -262,17 +262,15 @@ async fn privileged_sessions(db: TestDb) {
     );
     browser_login(&s, &client, "pat@example.com", PASSWORD).await;
     let (flow, _) = browser_settings_flow(&s, &client).await;
-    let res = client
-        .post(flow["ui"]["action"].as_str().unwrap())
-        .header(ACCEPT, HTML)
-        .form(&[
-            ("csrf_token", csrf_of(&flow).as_str()),
+    let res = submit_form(
+        &client,
+        &flow,
+        &[
             ("method", "password"),
             ("password", "an entirely new secret"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 303);
     assert!(
         res.headers()[LOCATION]
@@ -293,18 +291,16 @@ async fn browser_login(s: &Server, client: &reqwest::Client, email: &str, passwo
         .json()
         .await
         .unwrap();
-    let res = client
-        .post(flow["ui"]["action"].as_str().unwrap())
-        .header(ACCEPT, HTML)
-        .form(&[
-            ("csrf_token", csrf_of(&flow).as_str()),
+    let res = submit_form(
+        client,
+        &flow,
+        &[
             ("method", "password"),
             ("identifier", email),
             ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 303);
 }
 
@@ -338,18 +334,16 @@ async fn browser_settings(db: TestDb) {
     let (client, _jar) = browser();
     browser_login(&s, &client, "bea@example.com", PASSWORD).await;
     let (flow, location) = browser_settings_flow(&s, &client).await;
-    let res = client
-        .post(flow["ui"]["action"].as_str().unwrap())
-        .header(ACCEPT, HTML)
-        .form(&[
-            ("csrf_token", csrf_of(&flow).as_str()),
+    let res = submit_form(
+        &client,
+        &flow,
+        &[
             ("method", "profile"),
             ("traits.email", "bea@example.com"),
             ("traits.name.first", "Bea"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()[LOCATION].to_str().unwrap(), location);
     let id = location.split("flow=").nth(1).unwrap();
@@ -666,17 +660,7 @@ async fn admin_recovery_code(db: TestDb) {
     )
     .await;
     assert_eq!(flow["state"], "sent_email");
-    let res = client
-        .post(flow["ui"]["action"].as_str().unwrap())
-        .header(ACCEPT, HTML)
-        .form(&[
-            ("csrf_token", csrf_of(&flow).as_str()),
-            ("method", "code"),
-            ("code", code),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = submit_form(&client, &flow, &[("method", "code"), ("code", code)]).await;
     assert_eq!(res.status(), 303);
     assert!(
         res.headers()[LOCATION]

@@ -381,3 +381,25 @@ pub fn node_message_ids(flow: &Value, name: &str) -> Vec<i64> {
         .map(|m| m.iter().filter_map(|t| t["id"].as_i64()).collect())
         .unwrap_or_default()
 }
+
+/// A browser form post to `flow`'s action (HTML accepted, the flow's CSRF token added before
+/// `fields`); the raw response.
+pub async fn submit_form(
+    client: &reqwest::Client,
+    flow: &Value,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let csrf = csrf_of(flow);
+    let mut form: Vec<(&str, &str)> = vec![("csrf_token", csrf.as_str())];
+    form.extend_from_slice(fields);
+    client
+        .post(flow["ui"]["action"].as_str().unwrap())
+        .header(
+            reqwest::header::ACCEPT,
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        )
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
