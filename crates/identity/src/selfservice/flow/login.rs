@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{Flow, FlowType, Kind, NewFlow};
+use super::{Flow, FlowType, Kind};
 use crate::csrf;
 use crate::driver::{Registry, see_other, with_cookies};
 use crate::error::ApiError;
@@ -68,39 +68,13 @@ pub(crate) async fn init(reg: Arc<Registry>, ctx: Ctx, flow_type: FlowType) -> R
         Ok(s) => s.is_some(),
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let (csrf_cookie, set_csrf) = match flow_type {
-        FlowType::Browser => {
-            let (v, set) = reg.ensure_csrf(&ctx);
-            (Some(v), set)
+    super::init_flow(&reg, &ctx, Kind::Login, flow_type, |reg, ui, csrf| {
+        nodes(reg, ui, csrf);
+        if refresh && signed_in {
+            ui.messages.push(text::login_re_auth());
         }
-        FlowType::Api => (None, None),
-    };
-    let flow = match super::create(
-        &reg,
-        &ctx,
-        NewFlow {
-            kind: Kind::Login,
-            flow_type,
-            csrf_cookie: csrf_cookie.as_deref(),
-            return_to: ctx.query("return_to"),
-            identity_id: None,
-        },
-        |reg, ui, csrf| {
-            nodes(reg, ui, csrf);
-            if refresh && signed_in {
-                ui.messages.push(text::login_re_auth());
-            }
-        },
-    )
+    })
     .await
-    {
-        Ok(f) => f,
-        Err(e) => return e.into_response(),
-    };
-    match flow_type {
-        FlowType::Browser => super::respond_browser_init(&reg, &ctx, &flow, set_csrf),
-        FlowType::Api => Json(flow.to_json()).into_response(),
-    }
 }
 
 fn session_already_available() -> ApiError {

@@ -258,6 +258,46 @@ pub(crate) async fn create(
     Ok(flow)
 }
 
+/// The common end of `GET /self-service/<kind>/{browser,api}`: a browser flow is bound to the
+/// (possibly new) CSRF cookie, the flow is stored with the form `nodes` fill, and the answer
+/// is a 303 to the UI or the flow's JSON.
+pub(crate) async fn init_flow(
+    reg: &Registry,
+    ctx: &Ctx,
+    kind: Kind,
+    flow_type: FlowType,
+    nodes: impl FnOnce(&Registry, &mut Container, Option<&str>),
+) -> Response {
+    let (csrf_cookie, set_csrf) = match flow_type {
+        FlowType::Browser => {
+            let (v, set) = reg.ensure_csrf(ctx);
+            (Some(v), set)
+        }
+        FlowType::Api => (None, None),
+    };
+    let flow = match create(
+        reg,
+        ctx,
+        NewFlow {
+            kind,
+            flow_type,
+            csrf_cookie: csrf_cookie.as_deref(),
+            return_to: ctx.query("return_to"),
+            identity_id: None,
+        },
+        nodes,
+    )
+    .await
+    {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    match flow_type {
+        FlowType::Browser => respond_browser_init(reg, ctx, &flow, set_csrf),
+        FlowType::Api => Json(flow.to_json()).into_response(),
+    }
+}
+
 /// Answers a browser init: 303 to the UI, or 200 JSON when negotiated; sets the CSRF cookie.
 pub(crate) fn respond_browser_init(
     reg: &Registry,

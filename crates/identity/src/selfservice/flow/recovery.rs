@@ -50,34 +50,7 @@ pub(crate) async fn init(reg: Arc<Registry>, ctx: Ctx, flow_type: FlowType) -> R
         Ok(None) => {}
         Err(e) => return ApiError::from(e).into_response(),
     }
-    let (csrf_cookie, set_csrf) = match flow_type {
-        FlowType::Browser => {
-            let (v, set) = reg.ensure_csrf(&ctx);
-            (Some(v), set)
-        }
-        FlowType::Api => (None, None),
-    };
-    let flow = match super::create(
-        &reg,
-        &ctx,
-        NewFlow {
-            kind: Kind::Recovery,
-            flow_type,
-            csrf_cookie: csrf_cookie.as_deref(),
-            return_to: ctx.query("return_to"),
-            identity_id: None,
-        },
-        nodes,
-    )
-    .await
-    {
-        Ok(f) => f,
-        Err(e) => return e.into_response(),
-    };
-    match flow_type {
-        FlowType::Browser => super::respond_browser_init(&reg, &ctx, &flow, set_csrf),
-        FlowType::Api => Json(flow.to_json()).into_response(),
-    }
+    super::init_flow(&reg, &ctx, Kind::Recovery, flow_type, nodes).await
 }
 
 /// `POST /self-service/recovery?flow=`; a plain `GET` (the admin-made link) binds an unbound
