@@ -20,7 +20,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-pub use migrate::MigrationSet;
+pub use migrate::{MigrationInfo, MigrationSet, MigrationStatus};
 
 /// Errors opening or migrating the store.
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +145,14 @@ impl Db {
     /// Applies every pending migration of each set, in order.
     pub async fn migrate(&self, sets: &[MigrationSet]) -> Result<(), DbError> {
         migrate::run(self, sets).await
+    }
+
+    /// Which migrations of `sets` (and the system set) are applied and which are pending.
+    pub async fn migration_status(
+        &self,
+        sets: &[MigrationSet],
+    ) -> Result<MigrationStatus, DbError> {
+        migrate::status(self, sets).await
     }
 
     /// Closes the pool, waiting for connections to be returned.

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http::{HeaderMap, HeaderValue};
@@ -22,8 +22,21 @@ use crate::entity::{Target, Upstream};
 #[derive(Debug)]
 pub struct TargetState {
     healthy: AtomicBool,
+    /// Who made the target unhealthy last ([`Cause`] as a byte).
+    cause: AtomicU8,
     in_flight: AtomicUsize,
     counters: Mutex<Counters>,
+}
+
+/// What last changed a target's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// Nothing yet, or `PUT .../healthy|unhealthy`.
+    Manual = 0,
+    /// Passive checks (proxied traffic).
+    Passive = 1,
+    /// Active probes.
+    Active = 2,
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +51,7 @@ impl TargetState {
     fn new() -> Self {
         Self {
             healthy: AtomicBool::new(true),
+            cause: AtomicU8::new(Cause::Manual as u8),
             in_flight: AtomicUsize::new(0),
             counters: Mutex::new(Counters::default()),
         }
@@ -50,10 +64,70 @@ impl TargetState {
 
     /// Sets the health by hand (`PUT .../healthy|unhealthy`), clearing the counters.
     pub fn set_healthy(&self, healthy: bool) {
+        self.set(healthy, Cause::Manual);
+    }
+
+    /// Sets the health, clearing the counters and remembering why.
+    fn set(&self, healthy: bool, cause: Cause) {
         if let Ok(mut c) = self.counters.lock() {
             *c = Counters::default();
         }
+        self.cause.store(cause as u8, Ordering::Release);
         self.healthy.store(healthy, Ordering::Release);
+    }
+
+    /// What last changed the health.
+    pub fn cause(&self) -> Cause {
+        match self.cause.load(Ordering::Acquire) {
+            1 => Cause::Passive,
+            2 => Cause::Active,
+            _ => Cause::Manual,
+        }
+    }
+
+    /// Counts one check outcome against `t`'s thresholds, flipping the health when one is
+    /// reached (Kong's shared success/failure counters: a success clears the failures, a
+    /// failure clears the successes). Returns the new health when it changed.
+    pub(crate) fn record(&self, outcome: Outcome, t: &Thresholds, cause: Cause) -> Option<bool> {
+        let Ok(mut c) = self.counters.lock() else {
+            return None;
+        };
+        let healthy = self.is_healthy();
+        let failure = |c: &mut Counters, which: fn(&mut Counters) -> &mut u64, limit: u64| {
+            c.successes = 0;
+            let n = which(c);
+            *n += 1;
+            limit > 0 && *n >= limit
+        };
+        let success = match outcome {
+            Outcome::Connected => true,
+            Outcome::Status(s) => t.healthy_statuses.contains(&s),
+            _ => false,
+        };
+        let flip = match outcome {
+            _ if success => {
+                c.successes += 1;
+                c.http_failures = 0;
+                c.tcp_failures = 0;
+                c.timeouts = 0;
+                !healthy && t.successes > 0 && c.successes >= t.successes
+            }
+            Outcome::Status(s) if t.unhealthy_statuses.contains(&s) => {
+                healthy && failure(&mut c, |c| &mut c.http_failures, t.http_failures)
+            }
+            Outcome::Status(_) | Outcome::Connected => false,
+            Outcome::TcpFailure => {
+                healthy && failure(&mut c, |c| &mut c.tcp_failures, t.tcp_failures)
+            }
+            Outcome::Timeout => healthy && failure(&mut c, |c| &mut c.timeouts, t.timeouts),
+        };
+        if !flip {
+            return None;
+        }
+        *c = Counters::default();
+        self.cause.store(cause as u8, Ordering::Release);
+        self.healthy.store(!healthy, Ordering::Release);
+        Some(!healthy)
     }
 }
 
@@ -82,15 +156,15 @@ impl HealthRegistry {
 #[derive(Debug, Clone)]
 enum HashInput {
     None,
-    /// The authenticated consumer (no authentication plugin sets one yet: always empty).
+    /// The authenticated consumer's id, else the credential's ([`HashContext`]).
     Consumer,
     Ip,
     Header(String),
     Cookie(String),
     Path,
     QueryArg(String),
-    /// A router capture (the router does not expose captures yet: always empty).
-    UriCapture,
+    /// A named capture of the matched route's regex path ([`HashContext`]).
+    UriCapture(String),
 }
 
 impl HashInput {
@@ -99,6 +173,7 @@ impl HashInput {
         header: Option<&String>,
         cookie: Option<&String>,
         arg: Option<&String>,
+        capture: Option<&String>,
     ) -> Self {
         let named = |v: Option<&String>| v.cloned().unwrap_or_default();
         match kind {
@@ -108,7 +183,7 @@ impl HashInput {
             "cookie" => Self::Cookie(named(cookie)),
             "path" => Self::Path,
             "query_arg" => Self::QueryArg(named(arg)),
-            "uri_capture" => Self::UriCapture,
+            "uri_capture" => Self::UriCapture(named(capture)),
             _ => Self::None,
         }
     }
@@ -126,10 +201,29 @@ pub struct RequestKey<'a> {
     pub query: Option<&'a str>,
 }
 
+/// What the proxy knows about a request beyond the request itself, for `hash_on` /
+/// `hash_fallback` = `consumer` and `uri_capture`. The default (nothing known) makes both
+/// empty, so the fallback applies.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HashContext<'a> {
+    /// The authenticated consumer's id.
+    pub consumer_id: Option<&'a str>,
+    /// The authenticated credential's id, used when there is no consumer (as in Kong).
+    pub credential_id: Option<&'a str>,
+    /// The matched route's named regex captures, `(name, value)`.
+    pub uri_captures: &'a [(String, String)],
+}
+
 impl RequestKey<'_> {
-    fn read(&self, input: &HashInput) -> Option<String> {
+    fn read(&self, input: &HashInput, ctx: &HashContext<'_>) -> Option<String> {
         let value = match input {
-            HashInput::None | HashInput::Consumer | HashInput::UriCapture => None,
+            HashInput::None => None,
+            HashInput::Consumer => ctx.consumer_id.or(ctx.credential_id).map(str::to_string),
+            HashInput::UriCapture(name) => ctx
+                .uri_captures
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone()),
             HashInput::Ip => self.client.map(|ip| ip.to_string()),
             HashInput::Header(name) => {
                 let values: Vec<&str> = self
@@ -172,20 +266,21 @@ enum Algorithm {
     ConsistentHashing,
 }
 
-/// Passive health-check thresholds (0 disables a counter).
+/// Health-check thresholds of one kind of check (0 disables a counter).
 #[derive(Debug, Clone, Default)]
-struct Passive {
-    healthy_statuses: Vec<u16>,
-    successes: u64,
-    unhealthy_statuses: Vec<u16>,
-    http_failures: u64,
-    tcp_failures: u64,
-    timeouts: u64,
+pub(crate) struct Thresholds {
+    pub(crate) healthy_statuses: Vec<u16>,
+    pub(crate) successes: u64,
+    pub(crate) unhealthy_statuses: Vec<u16>,
+    pub(crate) http_failures: u64,
+    pub(crate) tcp_failures: u64,
+    pub(crate) timeouts: u64,
 }
 
-impl Passive {
-    fn from_config(healthchecks: &Value) -> Self {
-        let p = &healthchecks["passive"];
+impl Thresholds {
+    /// Reads `healthchecks.passive` or `healthchecks.active` (`kind`).
+    pub(crate) fn from_config(healthchecks: &Value, kind: &str) -> Self {
+        let p = &healthchecks[kind];
         let n = |v: &Value| v.as_u64().unwrap_or(0);
         let statuses = |v: &Value| {
             v.as_array()
@@ -206,7 +301,7 @@ impl Passive {
         }
     }
 
-    fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.successes + self.http_failures + self.tcp_failures + self.timeouts > 0
     }
 }
@@ -214,8 +309,8 @@ impl Passive {
 /// Whether `healthchecks` turns any check on (Kong's `HEALTHCHECKS_OFF` otherwise).
 pub fn checks_enabled(healthchecks: &Value) -> bool {
     let active = &healthchecks["active"];
-    let interval = |v: &Value| v["interval"].as_u64().unwrap_or(0) > 0;
-    Passive::from_config(healthchecks).enabled()
+    let interval = |v: &Value| v["interval"].as_f64().unwrap_or(0.0) > 0.0;
+    Thresholds::from_config(healthchecks, "passive").enabled()
         || interval(&active["healthy"])
         || interval(&active["unhealthy"])
 }
@@ -229,6 +324,8 @@ pub enum Outcome {
     TcpFailure,
     /// No response within the timeout.
     Timeout,
+    /// A TCP health probe connected (a success).
+    Connected,
 }
 
 /// One balanced target.
@@ -253,7 +350,7 @@ pub struct Balancer {
     hash_fallback: HashInput,
     /// Name and path of the cookie to generate for `hash_on = cookie`.
     cookie: Option<(String, String)>,
-    passive: Passive,
+    passive: Thresholds,
     /// Percentage of healthy weight at or below which the whole upstream is unhealthy.
     threshold: f64,
     /// Smooth weighted round-robin: each member's current weight.
@@ -359,15 +456,17 @@ impl Balancer {
                 u.hash_on_header.as_ref(),
                 u.hash_on_cookie.as_ref(),
                 u.hash_on_query_arg.as_ref(),
+                u.hash_on_uri_capture.as_ref(),
             ),
             hash_fallback: HashInput::new(
                 &u.hash_fallback,
                 u.hash_fallback_header.as_ref(),
                 None,
                 u.hash_fallback_query_arg.as_ref(),
+                u.hash_fallback_uri_capture.as_ref(),
             ),
             cookie,
-            passive: Passive::from_config(&u.healthchecks),
+            passive: Thresholds::from_config(&u.healthchecks, "passive"),
             threshold: u.healthchecks["threshold"].as_f64().unwrap_or(0.0),
             cursor: AtomicUsize::new(0),
         }
@@ -375,7 +474,19 @@ impl Balancer {
 
     /// Chooses a healthy target not in `exclude` (the ones already tried), or `None`: no
     /// healthy target is left, or the healthy weight is at or below the threshold.
+    /// Consumer and URI-capture hashing see nothing (see [`Balancer::pick_with`]).
     pub fn pick(&self, key: &RequestKey<'_>, exclude: &[usize]) -> Option<Pick<'_>> {
+        self.pick_with(key, &HashContext::default(), exclude)
+    }
+
+    /// [`Balancer::pick`] with what the proxy knows about the consumer and the route's
+    /// captures.
+    pub fn pick_with(
+        &self,
+        key: &RequestKey<'_>,
+        ctx: &HashContext<'_>,
+        exclude: &[usize],
+    ) -> Option<Pick<'_>> {
         let total: u64 = self.members.iter().map(|m| m.weight).sum();
         let healthy: u64 = self
             .members
@@ -394,7 +505,7 @@ impl Balancer {
             Algorithm::RoundRobin => self.round_robin(&eligible)?,
             Algorithm::LeastConnections => self.least_connections(&eligible)?,
             Algorithm::ConsistentHashing => {
-                let value = match key.read(&self.hash_on) {
+                let value = match key.read(&self.hash_on, ctx) {
                     Some(v) => v,
                     None => match &self.cookie {
                         Some((name, path)) => {
@@ -403,7 +514,7 @@ impl Balancer {
                                 HeaderValue::from_str(&format!("{name}={v}; Path={path}")).ok();
                             v
                         }
-                        None => key.read(&self.hash_fallback).unwrap_or_default(),
+                        None => key.read(&self.hash_fallback, ctx).unwrap_or_default(),
                     },
                 };
                 self.hashed(hash32(value.as_bytes()), &eligible)?
@@ -479,45 +590,13 @@ impl Balancer {
 
     /// Feeds the outcome of a try on `index` to the passive health checker.
     pub fn report(&self, index: usize, outcome: Outcome) {
-        let p = &self.passive;
-        if !p.enabled() {
+        if !self.passive.enabled() {
             return;
         }
         let Some(m) = self.members.get(index) else {
             return;
         };
-        let Ok(mut c) = m.state.counters.lock() else {
-            return;
-        };
-        let healthy = m.state.is_healthy();
-        let failure = |c: &mut Counters, which: fn(&mut Counters) -> &mut u64, limit: u64| {
-            c.successes = 0;
-            let n = which(c);
-            *n += 1;
-            limit > 0 && *n >= limit
-        };
-        let flip_unhealthy = match outcome {
-            Outcome::Status(s) if p.healthy_statuses.contains(&s) => {
-                c.successes += 1;
-                c.http_failures = 0;
-                c.tcp_failures = 0;
-                c.timeouts = 0;
-                if !healthy && p.successes > 0 && c.successes >= p.successes {
-                    *c = Counters::default();
-                    m.state.healthy.store(true, Ordering::Release);
-                }
-                false
-            }
-            Outcome::Status(s) if p.unhealthy_statuses.contains(&s) => {
-                failure(&mut c, |c| &mut c.http_failures, p.http_failures)
-            }
-            Outcome::Status(_) => false,
-            Outcome::TcpFailure => failure(&mut c, |c| &mut c.tcp_failures, p.tcp_failures),
-            Outcome::Timeout => failure(&mut c, |c| &mut c.timeouts, p.timeouts),
-        };
-        if flip_unhealthy && healthy {
-            *c = Counters::default();
-            m.state.healthy.store(false, Ordering::Release);
+        if m.state.record(outcome, &self.passive, Cause::Passive) == Some(false) {
             tracing::warn!(target = %m.authority, "target marked unhealthy by passive health checks");
         }
     }
@@ -605,6 +684,131 @@ mod tests {
         drop(second);
         let third = bal.pick(&key(&h), &[]).expect("pick");
         assert_ne!(first.index, third.index);
+    }
+
+    fn hashing(fields: &[(&str, &str)]) -> Upstream {
+        let mut map = serde_json::Map::new();
+        map.insert("name".into(), "u".into());
+        for (k, v) in fields {
+            map.insert((*k).into(), (*v).into());
+        }
+        <Upstream as crate::entity::Entity>::from_input(map, Uuid::nil(), 0, 0).expect("upstream")
+    }
+
+    /// The target chosen for `key` and `ctx`, over ten targets.
+    fn chosen(u: &Upstream, key: &RequestKey<'_>, ctx: &HashContext<'_>) -> String {
+        let registry = HealthRegistry::default();
+        let ts: Vec<Target> = (0..10).map(|i| target(&format!("t{i}:1"), 100)).collect();
+        let refs: Vec<&Target> = ts.iter().collect();
+        let bal = Balancer::build(u, &refs, &registry);
+        bal.pick_with(key, ctx, &[])
+            .expect("pick")
+            .member
+            .authority
+            .clone()
+    }
+
+    #[test]
+    fn every_hash_input_is_sticky_and_distinct() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-user", HeaderValue::from_static("alice"));
+        headers.insert("cookie", HeaderValue::from_static("a=1; sticky=s1"));
+        let base = RequestKey {
+            client: Some("10.0.0.1".parse().expect("ip")),
+            headers: &headers,
+            path: "/p/one",
+            query: Some("user=u1&x=2"),
+        };
+        let captures = vec![("tenant".to_string(), "acme".to_string())];
+        let ctx = HashContext {
+            consumer_id: Some("c-1"),
+            credential_id: None,
+            uri_captures: &captures,
+        };
+        let cases: Vec<Upstream> = vec![
+            hashing(&[("hash_on", "ip")]),
+            hashing(&[("hash_on", "header"), ("hash_on_header", "X-User")]),
+            hashing(&[("hash_on", "cookie"), ("hash_on_cookie", "sticky")]),
+            hashing(&[("hash_on", "path")]),
+            hashing(&[("hash_on", "query_arg"), ("hash_on_query_arg", "user")]),
+            hashing(&[("hash_on", "consumer")]),
+            hashing(&[
+                ("hash_on", "uri_capture"),
+                ("hash_on_uri_capture", "tenant"),
+            ]),
+        ];
+        for u in &cases {
+            let first = chosen(u, &base, &ctx);
+            assert_eq!(first, chosen(u, &base, &ctx), "{} is sticky", u.hash_on);
+            // Across many key values, more than one target is used.
+            let spread: std::collections::HashSet<String> = (0..40)
+                .map(|i| {
+                    let value = format!("v{i}");
+                    let mut h = HeaderMap::new();
+                    h.insert("x-user", HeaderValue::from_str(&value).expect("value"));
+                    h.insert(
+                        "cookie",
+                        HeaderValue::from_str(&format!("sticky={value}")).expect("value"),
+                    );
+                    let path = format!("/p/{value}");
+                    let query = format!("user={value}");
+                    let key = RequestKey {
+                        client: Some(format!("10.0.1.{i}").parse().expect("ip")),
+                        headers: &h,
+                        path: &path,
+                        query: Some(&query),
+                    };
+                    let captures = vec![("tenant".to_string(), value.clone())];
+                    let ctx = HashContext {
+                        consumer_id: Some(&value),
+                        credential_id: None,
+                        uri_captures: &captures,
+                    };
+                    chosen(u, &key, &ctx)
+                })
+                .collect();
+            assert!(spread.len() > 1, "{} spreads", u.hash_on);
+        }
+    }
+
+    #[test]
+    fn empty_inputs_fall_back() {
+        let h = HeaderMap::new();
+        let key = RequestKey {
+            client: Some("10.0.0.9".parse().expect("ip")),
+            headers: &h,
+            path: "/",
+            query: None,
+        };
+        let by_ip = chosen(
+            &hashing(&[("hash_on", "ip")]),
+            &key,
+            &HashContext::default(),
+        );
+        // No consumer, no capture: hash_fallback = ip decides, as hashing on ip does.
+        let consumer = hashing(&[("hash_on", "consumer"), ("hash_fallback", "ip")]);
+        assert_eq!(chosen(&consumer, &key, &HashContext::default()), by_ip);
+        let capture = hashing(&[
+            ("hash_on", "uri_capture"),
+            ("hash_on_uri_capture", "x"),
+            ("hash_fallback", "ip"),
+        ]);
+        assert_eq!(chosen(&capture, &key, &HashContext::default()), by_ip);
+        // The credential stands in for a missing consumer.
+        let cred = HashContext {
+            consumer_id: None,
+            credential_id: Some("cred-7"),
+            uri_captures: &[],
+        };
+        let with_consumer = HashContext {
+            consumer_id: Some("cred-7"),
+            ..HashContext::default()
+        };
+        let plain = hashing(&[("hash_on", "consumer")]);
+        assert_eq!(
+            chosen(&plain, &key, &cred),
+            chosen(&plain, &key, &with_consumer)
+        );
     }
 
     #[test]

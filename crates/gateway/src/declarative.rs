@@ -14,7 +14,8 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::entity::{
-    Consumer, Entity, ForeignKey, Plugin, Route, Service, Target, Upstream, Violations,
+    CaCertificate, Certificate, Consumer, Entity, ForeignKey, Plugin, Route, Service, Sni, Target,
+    Upstream, Violations,
 };
 
 /// The `_format_version`s Kong 3.x accepts.
@@ -39,6 +40,12 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     /// Targets.
     pub targets: Vec<Target>,
+    /// Certificates (their `snis` are in [`Config::snis`]).
+    pub certificates: Vec<Certificate>,
+    /// SNIs.
+    pub snis: Vec<Sni>,
+    /// CA certificates.
+    pub ca_certificates: Vec<CaCertificate>,
 }
 
 impl Config {
@@ -51,6 +58,9 @@ impl Config {
             "plugins": self.plugins,
             "upstreams": self.upstreams,
             "targets": self.targets,
+            "certificates": self.certificates,
+            "snis": self.snis,
+            "ca_certificates": self.ca_certificates,
         })
     }
 }
@@ -101,6 +111,9 @@ enum Kind {
     Plugin,
     Upstream,
     Target,
+    Certificate,
+    Sni,
+    CaCertificate,
 }
 
 impl Kind {
@@ -112,6 +125,9 @@ impl Kind {
             Kind::Plugin => "plugins",
             Kind::Upstream => "upstreams",
             Kind::Target => "targets",
+            Kind::Certificate => "certificates",
+            Kind::Sni => "snis",
+            Kind::CaCertificate => "ca_certificates",
         }
     }
 
@@ -123,6 +139,9 @@ impl Kind {
             Kind::Plugin,
             Kind::Upstream,
             Kind::Target,
+            Kind::Certificate,
+            Kind::Sni,
+            Kind::CaCertificate,
         ]
         .into_iter()
         .find(|k| k.key() == key)
@@ -134,6 +153,8 @@ impl Kind {
             Kind::Consumer => "username",
             Kind::Plugin => "instance_name",
             Kind::Target => "target",
+            // Named by nothing but their id (or where they sit in the file).
+            Kind::Certificate | Kind::CaCertificate => "id",
             _ => "name",
         }
     }
@@ -144,7 +165,8 @@ impl Kind {
             Kind::Service => &[Kind::Route, Kind::Plugin],
             Kind::Route | Kind::Consumer => &[Kind::Plugin],
             Kind::Upstream => &[Kind::Target],
-            Kind::Plugin | Kind::Target => &[],
+            Kind::Certificate => &[Kind::Sni],
+            Kind::Plugin | Kind::Target | Kind::Sni | Kind::CaCertificate => &[],
         }
     }
 
@@ -155,7 +177,8 @@ impl Kind {
             Kind::Route => "route",
             Kind::Consumer => "consumer",
             Kind::Upstream => "upstream",
-            Kind::Plugin | Kind::Target => "",
+            Kind::Certificate => "certificate",
+            Kind::Plugin | Kind::Target | Kind::Sni | Kind::CaCertificate => "",
         }
     }
 
@@ -169,6 +192,7 @@ impl Kind {
                 ("consumer", Kind::Consumer),
             ],
             Kind::Target => &[("upstream", Kind::Upstream)],
+            Kind::Sni => &[("certificate", Kind::Certificate)],
             _ => &[],
         }
     }
@@ -318,10 +342,7 @@ pub fn compile(doc: Value) -> Result<Config, DeclarativeError> {
 fn is_unsupported(key: &str) -> bool {
     matches!(
         key,
-        "certificates"
-            | "snis"
-            | "ca_certificates"
-            | "vaults"
+        "vaults"
             | "keyauth_credentials"
             | "basicauth_credentials"
             | "jwt_secrets"
@@ -492,6 +513,13 @@ fn build(raws: Vec<Raw>, errors: &mut Errors) -> Config {
             Kind::Plugin => validate(raw.map, raw.id, now).map(|e| config.plugins.push(e)),
             Kind::Upstream => validate(raw.map, raw.id, now).map(|e| config.upstreams.push(e)),
             Kind::Target => validate(raw.map, raw.id, now).map(|e| config.targets.push(e)),
+            Kind::Certificate => {
+                validate(raw.map, raw.id, now).map(|e| config.certificates.push(e))
+            }
+            Kind::Sni => validate(raw.map, raw.id, now).map(|e| config.snis.push(e)),
+            Kind::CaCertificate => {
+                validate(raw.map, raw.id, now).map(|e| config.ca_certificates.push(e))
+            }
         };
         if let Err(v) = result {
             errors.add(&raw.path, v.fields_json(), v.message());

@@ -14,8 +14,10 @@
 
 pub mod admin;
 pub mod balancer;
+pub mod certificates;
 pub mod declarative;
 pub mod entity;
+mod healthcheck;
 pub mod proxy;
 pub mod settings;
 pub mod store;
@@ -84,6 +86,14 @@ pub(crate) struct Inner {
     /// DB-less: the configuration comes from `kong.yml` / `POST /config`, the Admin API is
     /// otherwise read-only.
     pub(crate) dbless: bool,
+    /// The TLS certificate lookup, rebuilt with the routing table.
+    certificates: Arc<ArcSwap<certificates::CertificateTable>>,
+    /// The certificate served when no SNI matches.
+    default_certificate: Option<certificates::CertifiedPair>,
+    /// Active health-check probers, restarted when their upstream changes.
+    checkers: healthcheck::Checkers,
+    /// How often targets made unhealthy by passive checks are re-probed (the extension).
+    passive_recovery: Option<Duration>,
 }
 
 impl Inner {
@@ -93,15 +103,24 @@ impl Inner {
         // check rebuild once more, never miss a change.
         let version = self.store.version().await?;
         let (services, routes) = self.store.snapshot().await?;
+        let upstreams: Vec<entity::Upstream> = self.store.all().await?;
+        let targets: Vec<entity::Target> = self.store.all().await?;
+        self.checkers
+            .update(&upstreams, &targets, &self.health, self.passive_recovery);
         let snapshot = table::Snapshot {
             services,
             routes,
-            upstreams: self.store.all().await?,
-            targets: self.store.all().await?,
+            upstreams,
+            targets,
         };
         let table = table::build(snapshot, &self.health)?;
+        let certs: Vec<entity::Certificate> = self.store.all().await?;
+        let snis: Vec<entity::Sni> = self.store.all().await?;
+        let certificates =
+            certificates::CertificateTable::build(&certs, &snis, self.default_certificate.clone());
         tracing::debug!(routes = table.len(), version, "gateway router rebuilt");
         self.table.store(Arc::new(table));
+        self.certificates.store(Arc::new(certificates));
         self.version.store(version, Ordering::Release);
         Ok(())
     }
@@ -136,6 +155,12 @@ pub struct GatewayOptions {
     pub poll_interval: Duration,
     /// When set, every Admin API request must carry it in `Kong-Admin-Token`.
     pub admin_token: Option<Secret<String>>,
+    /// The certificate the TLS listener serves when no SNI matches (Kong's `ssl_cert`).
+    pub default_certificate: Option<certificates::CertifiedPair>,
+    /// How often a target that passive health checks alone made unhealthy is re-probed
+    /// with the upstream's active-check settings so it can recover (a Portcullis
+    /// extension; `None` keeps Kong's behaviour: it stays unhealthy until marked by hand).
+    pub passive_recovery: Option<Duration>,
 }
 
 impl Default for GatewayOptions {
@@ -144,6 +169,8 @@ impl Default for GatewayOptions {
             listen_url: None,
             poll_interval: Duration::from_millis(500),
             admin_token: None,
+            default_certificate: None,
+            passive_recovery: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -158,6 +185,7 @@ impl GatewayOptions {
                 _ => None,
             },
             admin_token: settings.admin_token.clone(),
+            passive_recovery: settings.passive_recovery,
             ..Self::default()
         }
     }
@@ -215,6 +243,10 @@ impl Gateway {
             version: AtomicI64::new(-1),
             admin_token: options.admin_token,
             dbless,
+            certificates: Arc::default(),
+            default_certificate: options.default_certificate,
+            checkers: healthcheck::Checkers::default(),
+            passive_recovery: options.passive_recovery,
         });
         inner.reload().await?;
         // A DB-less node is the only writer of its private store: nothing to follow.
@@ -238,6 +270,18 @@ impl Gateway {
     /// `portcullis_http::serve`, which provides the client address.
     pub fn proxy_router(&self) -> axum::Router {
         proxy::router(Arc::clone(&self.inner))
+    }
+
+    /// The current TLS certificate table (a snapshot; see [`Gateway::certificate_resolver`]).
+    pub fn certificates(&self) -> Arc<certificates::CertificateTable> {
+        self.inner.certificates.load_full()
+    }
+
+    /// A rustls certificate resolver that follows this node's certificate table.
+    pub fn certificate_resolver(&self) -> Arc<certificates::CertificateResolver> {
+        Arc::new(certificates::CertificateResolver::new(Arc::clone(
+            &self.inner.certificates,
+        )))
     }
 
     /// Rebuilds the routing table from the store (e.g. after another node changed it).

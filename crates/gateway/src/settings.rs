@@ -54,6 +54,9 @@ pub struct GatewaySettings {
     pub admin_token: Option<Secret<String>>,
     /// `declarative_config`: the `kong.yml` loaded when `database = off`.
     pub declarative_config: Option<std::path::PathBuf>,
+    /// `portcullis_passive_recovery_interval` (seconds, default 10, 0 = off): how often
+    /// targets that passive health checks made unhealthy are re-probed (an extension).
+    pub passive_recovery: Option<std::time::Duration>,
 }
 
 struct Raw {
@@ -67,6 +70,7 @@ struct Raw {
     pg_database: String,
     admin_token: Option<String>,
     declarative_config: Option<String>,
+    passive_recovery: (String, String),
 }
 
 impl GatewaySettings {
@@ -87,6 +91,7 @@ impl GatewaySettings {
             pg_database: "kong".into(),
             admin_token: None,
             declarative_config: None,
+            passive_recovery: ("10".into(), "default".into()),
         };
         if let Some(path) = conf {
             let file = path.display().to_string();
@@ -154,6 +159,7 @@ impl Raw {
             "declarative_config" => {
                 self.declarative_config = Some(value).filter(|v| !v.is_empty());
             }
+            "portcullis_passive_recovery_interval" => self.passive_recovery = (value, origin),
             // Kong has hundreds of properties; the ones not listed here do not apply yet.
             _ => tracing::debug!(key, %origin, "ignoring unsupported Kong property"),
         }
@@ -207,7 +213,20 @@ impl Raw {
                 });
             }
         };
+        let (recovery, origin) = &self.passive_recovery;
+        let passive_recovery = match recovery.parse::<f64>() {
+            Ok(0.0) => None,
+            Ok(s) if s > 0.0 && s.is_finite() => Some(std::time::Duration::from_secs_f64(s)),
+            _ => {
+                return Err(SettingsError::Invalid {
+                    origin: origin.clone(),
+                    key: "portcullis_passive_recovery_interval".into(),
+                    message: format!("'{recovery}' is not a number of seconds"),
+                });
+            }
+        };
         Ok(GatewaySettings {
+            passive_recovery,
             proxy_listen,
             admin_listen,
             database,
@@ -283,6 +302,21 @@ mod tests {
             s.admin_token.as_ref().map(|t| t.expose().as_str()),
             Some("t0k")
         );
+    }
+
+    #[test]
+    fn passive_recovery_interval() {
+        let s = GatewaySettings::load(None, env(&[])).expect("default");
+        assert_eq!(s.passive_recovery, Some(std::time::Duration::from_secs(10)));
+        let var = "KONG_PORTCULLIS_PASSIVE_RECOVERY_INTERVAL";
+        let s = GatewaySettings::load(None, env(&[(var, "0.5")])).expect("set");
+        assert_eq!(
+            s.passive_recovery,
+            Some(std::time::Duration::from_millis(500))
+        );
+        let s = GatewaySettings::load(None, env(&[(var, "0")])).expect("off");
+        assert_eq!(s.passive_recovery, None);
+        assert!(GatewaySettings::load(None, env(&[(var, "soon")])).is_err());
     }
 
     #[test]

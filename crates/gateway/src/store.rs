@@ -14,7 +14,9 @@ use serde::de::DeserializeOwned;
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::entity::{Consumer, EntityKey, Plugin, Route, Service, Target, Upstream};
+use crate::entity::{
+    CaCertificate, Certificate, Consumer, EntityKey, Plugin, Route, Service, Sni, Target, Upstream,
+};
 
 /// The channel every write notifies on PostgreSQL.
 pub const NOTIFY_CHANNEL: &str = "portcullis_gateway_config";
@@ -129,6 +131,9 @@ pub const TABLES: &[Table] = &[
     Plugin::TABLE,
     Upstream::TABLE,
     Target::TABLE,
+    Certificate::TABLE,
+    Sni::TABLE,
+    CaCertificate::TABLE,
 ];
 
 /// A `?tags=` filter: `a,b` needs every tag, `a/b` any of them.
@@ -369,6 +374,15 @@ impl GatewayStore {
         for e in &config.targets {
             insert_in(&mut tx, e).await?;
         }
+        for e in &config.certificates {
+            insert_in(&mut tx, e).await?;
+        }
+        for e in &config.snis {
+            insert_in(&mut tx, e).await?;
+        }
+        for e in &config.ca_certificates {
+            insert_in(&mut tx, e).await?;
+        }
         self.commit(tx).await
     }
 
@@ -376,40 +390,59 @@ impl GatewayStore {
     pub async fn update<T: Stored>(&self, e: &T) -> Result<bool, StoreError> {
         self.check_unique(e, false).await?;
         self.check_references(e).await?;
-        let table = T::TABLE;
-        let json = to_json(e)?;
-        let (_, updated) = e.timestamps();
-        let n = table.columns.len();
-        let mut sets: Vec<String> = table
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c} = ${}", i + 1))
-            .collect();
-        sets.push(format!("entity = ${}", n + 1));
-        sets.push(format!("updated_at = ${}", n + 2));
-        let sql = format!(
-            "UPDATE {} SET {} WHERE id = ${}",
-            table.name,
-            sets.join(", "),
-            n + 3
-        );
         let mut tx = self.db.pool().begin().await?;
-        let mut query = sqlx::query(&sql);
-        for v in e.columns() {
-            query = query.bind(v);
-        }
-        let result = query
-            .bind(json)
-            .bind(updated * 1000)
-            .bind(e.id().to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(|err| map_write_error(err, e))?;
-        if result.rows_affected() == 0 {
+        if !update_in(&mut tx, e).await? {
             return Ok(false);
         }
-        write_tags(&mut tx, table.entity, e.id(), e.tags()).await?;
+        self.commit(tx).await?;
+        Ok(true)
+    }
+
+    /// The SNIs of a certificate, by name.
+    pub async fn snis_of(&self, certificate: Uuid) -> Result<Vec<Sni>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, entity FROM gateway_snis WHERE certificate_id = $1 ORDER BY name",
+        )
+        .bind(certificate.to_string())
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Writes a certificate (inserted when `new`, else replaced) together with changes to
+    /// its SNIs, in one transaction: `add` are inserted, `remove` deleted. Returns false
+    /// when a replaced certificate no longer exists.
+    pub async fn write_certificate(
+        &self,
+        certificate: &Certificate,
+        new: bool,
+        add: &[Sni],
+        remove: &[Uuid],
+    ) -> Result<bool, StoreError> {
+        self.check_unique(certificate, new).await?;
+        for sni in add {
+            self.check_unique(sni, true).await?;
+        }
+        let mut tx = self.db.pool().begin().await?;
+        if new {
+            insert_in(&mut tx, certificate).await?;
+        } else if !update_in(&mut tx, certificate).await? {
+            return Ok(false);
+        }
+        for id in remove {
+            for sql in [
+                "DELETE FROM gateway_tags WHERE entity_id = $1",
+                "DELETE FROM gateway_snis WHERE id = $1",
+            ] {
+                sqlx::query(sql)
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        for sni in add {
+            insert_in(&mut tx, sni).await?;
+        }
         self.commit(tx).await?;
         Ok(true)
     }
@@ -668,6 +701,44 @@ async fn insert_in<T: Stored>(tx: &mut Tx<'_>, e: &T) -> Result<(), StoreError> 
         .await
         .map_err(|err| map_write_error(err, e))?;
     write_tags(tx, table.entity, e.id(), e.tags()).await
+}
+
+/// Replaces an entity's row in `tx`; false when there is none.
+async fn update_in<T: Stored>(tx: &mut Tx<'_>, e: &T) -> Result<bool, StoreError> {
+    let table = T::TABLE;
+    let json = to_json(e)?;
+    let (_, updated) = e.timestamps();
+    let n = table.columns.len();
+    let mut sets: Vec<String> = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = ${}", i + 1))
+        .collect();
+    sets.push(format!("entity = ${}", n + 1));
+    sets.push(format!("updated_at = ${}", n + 2));
+    let sql = format!(
+        "UPDATE {} SET {} WHERE id = ${}",
+        table.name,
+        sets.join(", "),
+        n + 3
+    );
+    let mut query = sqlx::query(&sql);
+    for v in e.columns() {
+        query = query.bind(v);
+    }
+    let result = query
+        .bind(json)
+        .bind(updated * 1000)
+        .bind(e.id().to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(|err| map_write_error(err, e))?;
+    if result.rows_affected() == 0 {
+        return Ok(false);
+    }
+    write_tags(tx, table.entity, e.id(), e.tags()).await?;
+    Ok(true)
 }
 
 async fn write_tags(

@@ -169,11 +169,44 @@ impl Ports {
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
     /// A `kong.conf` file; `KONG_*` environment variables override it.
-    #[arg(short, long)]
+    #[arg(short, long, global = true)]
     pub config: Option<PathBuf>,
     /// Directory for the embedded database when `KONG_DATABASE` is not postgres.
-    #[arg(long, env = "PORTCULLIS_DATA_DIR", default_value = ".portcullis")]
+    #[arg(
+        long,
+        env = "PORTCULLIS_DATA_DIR",
+        default_value = ".portcullis",
+        global = true
+    )]
     pub data_dir: PathBuf,
+    /// A gateway maintenance command instead of running the gateway.
+    #[command(subcommand)]
+    pub action: Option<GatewayAction>,
+}
+
+/// `portcullis gateway <action>`.
+#[derive(Debug, Subcommand)]
+pub enum GatewayAction {
+    /// Manage the gateway's database schema, as `kong migrations` does.
+    Migrations {
+        /// What to do.
+        #[command(subcommand)]
+        command: MigrationsCommand,
+    },
+}
+
+/// Kong's `migrations` commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum MigrationsCommand {
+    /// Bootstrap a fresh database: apply every migration.
+    Bootstrap,
+    /// Apply new migrations to a bootstrapped database.
+    Up,
+    /// Finish pending migrations (Portcullis has no two-phase migrations: nothing to do).
+    Finish,
+    /// List executed and pending migrations; exit 3 when the database needs bootstrapping,
+    /// 5 when new migrations are available, 0 when up to date.
+    List,
 }
 
 /// Options of `portcullis access`.
@@ -267,6 +300,9 @@ pub struct MigrateArgs {
     /// Store options.
     #[command(flatten)]
     pub store: StoreArgs,
+    /// A Kong-style migrations command (default: apply every pending migration).
+    #[command(subcommand)]
+    pub command: Option<MigrationsCommand>,
 }
 
 #[cfg(test)]

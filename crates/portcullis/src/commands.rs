@@ -9,7 +9,8 @@ use portcullis_http::{Shutdown, bind, serve, shutdown_on_signals};
 use tokio::task::JoinSet;
 
 use crate::cli::{
-    AccessArgs, Command, DemoArgs, GatewayArgs, IdentityArgs, MailArgs, MigrateArgs, UiArgs, UpArgs,
+    AccessArgs, Command, DemoArgs, GatewayAction, GatewayArgs, IdentityArgs, MailArgs, MigrateArgs,
+    UiArgs, UpArgs,
 };
 use crate::stack::{Listeners, Stack, StackOptions};
 
@@ -17,12 +18,21 @@ use crate::stack::{Listeners, Stack, StackOptions};
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Up(args) => up(args).await,
+        Command::Gateway(GatewayArgs {
+            config,
+            data_dir,
+            action: Some(GatewayAction::Migrations { command }),
+        }) => crate::migrations::gateway(config.as_deref(), &data_dir, command).await,
         Command::Gateway(args) => gateway(args).await,
         Command::Access(args) => access(args).await,
         Command::Identity(args) => identity(args).await,
         Command::Ui(args) => ui(args).await,
         Command::Mail(args) => mail(args).await,
         Command::Demo(args) => demo(args).await,
+        Command::Migrate(MigrateArgs {
+            store,
+            command: Some(command),
+        }) => crate::migrations::all(&store.url(), command).await,
         Command::Migrate(args) => migrate(args).await,
     }
 }

@@ -8,5 +8,6 @@
 pub mod cli;
 pub mod commands;
 pub mod logging;
+pub mod migrations;
 pub mod resolver;
 pub mod stack;

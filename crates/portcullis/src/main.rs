@@ -23,9 +23,13 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(portcullis::commands::run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<portcullis::migrations::Exit>() {
+            // Already reported; only the status is left to give.
+            Some(exit) => ExitCode::from(exit.0),
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

@@ -1,8 +1,10 @@
 //! Request bodies as Kong's Admin API reads them (notes §1.3): JSON, or
 //! `application/x-www-form-urlencoded` with `paths[]=/a`, repeated `paths=/a&paths=/b`,
 //! `paths[1]=/a`, dotted or bracketed nesting (`service.id=…`, `config[minute]=5`), and
-//! empty strings meaning `null`. Both become one JSON object; the entity's field kinds then
-//! convert form strings ([`crate::entity::schema::coerce_form`]).
+//! empty strings meaning `null`. `multipart/form-data` (`curl -F cert=@cert.pem`) is read
+//! into the same model: each part's name is a form key, its content (text or file) the
+//! value. All become one JSON object; the entity's field kinds then convert form strings
+//! ([`crate::entity::schema::coerce_form`]).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -84,8 +86,49 @@ impl<S: Send + Sync> FromRequest<S> for Args {
         let body = Bytes::from_request(req, state)
             .await
             .map_err(|_| AdminError::BadRequest("Cannot read request body"))?;
+        if let Some(ct) = content_type.as_deref()
+            && ct
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        {
+            return Ok(Args {
+                map: decode_multipart(ct, body).await?,
+                form: true,
+            });
+        }
         Args::parse(content_type.as_deref(), &body)
     }
+}
+
+/// Decodes a `multipart/form-data` body into a JSON object, keys as in a form body.
+pub async fn decode_multipart(
+    content_type: &str,
+    body: Bytes,
+) -> Result<Map<String, Value>, AdminError> {
+    let bad = || AdminError::BadRequest("Cannot parse multipart body");
+    let boundary = multer::parse_boundary(content_type).map_err(|_| bad())?;
+    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+    let mut parts = multer::Multipart::new(stream, boundary);
+    let mut map = Map::new();
+    let mut count = 0;
+    while let Some(field) = parts.next_field().await.map_err(|_| bad())? {
+        count += 1;
+        if count > MAX_ARGS {
+            return Err(AdminError::BadRequest("Too many arguments"));
+        }
+        let Some(name) = field.name().map(str::to_string) else {
+            continue;
+        };
+        let text = field.text().await.map_err(|_| bad())?;
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            Value::String(text)
+        };
+        insert(&mut map, &key_path(&name), value);
+    }
+    Ok(map)
 }
 
 /// Decodes a form body into a JSON object.
@@ -203,6 +246,59 @@ mod tests {
         assert_eq!(form("service.id=x"), json!({"service": {"id": "x"}}));
         assert_eq!(form("service[name]=s"), json!({"service": {"name": "s"}}));
         assert_eq!(form("path="), json!({"path": null}));
+    }
+
+    fn multipart(parts: &[(&str, &str)]) -> (String, Bytes) {
+        let boundary = "XyZ123";
+        let mut body = String::new();
+        for (name, value) in parts {
+            body.push_str(&format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"f.pem\"\r\nContent-Type: application/octet-stream\r\n\r\n{value}\r\n"
+            ));
+        }
+        body.push_str(&format!("--{boundary}--\r\n"));
+        (
+            format!("multipart/form-data; boundary={boundary}"),
+            Bytes::from(body),
+        )
+    }
+
+    #[tokio::test]
+    async fn multipart_bodies() {
+        let (ct, body) = multipart(&[
+            ("name", "svc"),
+            ("paths[]", "/a"),
+            ("paths[]", "/b"),
+            ("service.id", "x"),
+            ("path", ""),
+            (
+                "cert",
+                "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+            ),
+        ]);
+        let map = decode_multipart(&ct, body).await.expect("multipart");
+        assert_eq!(
+            Value::Object(map),
+            json!({
+                "name": "svc",
+                "paths": ["/a", "/b"],
+                "service": {"id": "x"},
+                "path": null,
+                "cert": "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+            })
+        );
+        assert!(matches!(
+            decode_multipart("multipart/form-data", Bytes::from_static(b"x")).await,
+            Err(AdminError::BadRequest(_))
+        ));
+        assert!(matches!(
+            decode_multipart(
+                "multipart/form-data; boundary=b",
+                Bytes::from_static(b"garbage")
+            )
+            .await,
+            Err(AdminError::BadRequest(_))
+        ));
     }
 
     #[test]

@@ -14,7 +14,9 @@ use serde_json::{Map, Value, json};
 use super::args::Args;
 use super::error::AdminError;
 use crate::declarative::{self, DeclarativeError};
-use crate::entity::{Consumer, Plugin, Route, Service, Target, Upstream};
+use crate::entity::{
+    CaCertificate, Certificate, Consumer, Plugin, Route, Service, Sni, Target, Upstream,
+};
 use crate::store::StoreError;
 use crate::{GatewayError, Inner};
 
@@ -40,7 +42,8 @@ pub(crate) async fn read_only(State(inner): Gw, req: Request, next: Next) -> Res
     }
     let entity = path.split('/').rev().find_map(|seg| match seg {
         "service" => Some("services"),
-        "services" | "routes" | "consumers" | "plugins" | "upstreams" | "targets" => Some(seg),
+        "services" | "routes" | "consumers" | "plugins" | "upstreams" | "targets"
+        | "certificates" | "snis" | "ca_certificates" => Some(seg),
         _ => None,
     });
     match entity {
@@ -70,6 +73,15 @@ pub(crate) async fn get_config(State(inner): Gw) -> Result<Response, AdminError>
     doc.insert("plugins".into(), json!(s.all::<Plugin>().await?));
     doc.insert("upstreams".into(), json!(s.all::<Upstream>().await?));
     doc.insert("targets".into(), json!(s.all::<Target>().await?));
+    doc.insert(
+        "certificates".into(),
+        json!(super::certificates::export(s.all::<Certificate>().await?)),
+    );
+    doc.insert("snis".into(), json!(s.all::<Sni>().await?));
+    doc.insert(
+        "ca_certificates".into(),
+        json!(s.all::<CaCertificate>().await?),
+    );
     let yaml = serde_yaml::to_string(&Value::Object(doc)).unwrap_or_default();
     Ok(Json(json!({ "config": yaml })).into_response())
 }

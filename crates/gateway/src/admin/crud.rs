@@ -25,7 +25,16 @@ type Result<T> = std::result::Result<T, AdminError>;
 type ApiRouter = axum::Router<Arc<Inner>>;
 
 /// The top-level entity collections, as registered in [`super::router`].
-const TOP: &[&str] = &["services", "routes", "consumers", "plugins", "upstreams"];
+const TOP: &[&str] = &[
+    "services",
+    "routes",
+    "consumers",
+    "plugins",
+    "upstreams",
+    "certificates",
+    "snis",
+    "ca_certificates",
+];
 /// The nested collections, as registered in [`super::router`].
 const NESTED: &[(&str, &str)] = &[
     ("services", "routes"),
@@ -33,6 +42,7 @@ const NESTED: &[(&str, &str)] = &[
     ("routes", "plugins"),
     ("consumers", "plugins"),
     ("upstreams", "targets"),
+    ("certificates", "snis"),
 ];
 
 /// Every CRUD path, in Kong's `/endpoints` notation.
@@ -354,7 +364,7 @@ async fn resolve_references<T: Stored>(inner: &Inner, map: &mut Map<String, Valu
 }
 
 /// Takes a client-supplied `id` out of the body, or generates one.
-fn take_id(map: &mut Map<String, Value>) -> Result<Uuid> {
+pub(crate) fn take_id(map: &mut Map<String, Value>) -> Result<Uuid> {
     match map.remove("id") {
         None | Some(Value::Null) => Ok(portcullis_core::new_id()),
         Some(Value::String(s)) => Uuid::parse_str(&s).map_err(|_| invalid_uuid("id")),

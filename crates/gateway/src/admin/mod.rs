@@ -4,6 +4,7 @@
 //! rebuilds the proxy table before answering, so a client that saw 2xx sees the new routing.
 
 pub mod args;
+mod certificates;
 mod config;
 mod crud;
 pub mod error;
@@ -26,7 +27,9 @@ use tower::ServiceExt;
 use self::args::Args;
 use self::error::AdminError;
 use crate::Inner;
-use crate::entity::{Consumer, EntityKey, Plugin, Route, Service, Target, Upstream};
+use crate::entity::{
+    CaCertificate, Consumer, EntityKey, Plugin, Route, Service, Sni, Target, Upstream,
+};
 use crate::store::{Query, TagFilter};
 
 type Gw = State<Arc<Inner>>;
@@ -63,6 +66,20 @@ pub(crate) fn router(inner: Arc<Inner>) -> axum::Router {
             axum::routing::put(health::set_unhealthy).options(allow(SET_HEALTH_METHODS)),
         )
         .route(
+            "/certificates",
+            get(certificates::list)
+                .post(certificates::create)
+                .options(allow(COLLECTION_METHODS)),
+        )
+        .route(
+            "/certificates/{key}",
+            get(certificates::read)
+                .put(certificates::put)
+                .patch(certificates::patch)
+                .delete(certificates::remove)
+                .options(allow(ITEM_METHODS)),
+        )
+        .route(
             "/routes/{key}/service",
             get(route_service)
                 .put(put_route_service)
@@ -75,11 +92,14 @@ pub(crate) fn router(inner: Arc<Inner>) -> axum::Router {
     let api = crud::top::<Consumer>(api);
     let api = crud::top::<Plugin>(api);
     let api = crud::top::<Upstream>(api);
+    let api = crud::top::<Sni>(api);
+    let api = crud::top::<CaCertificate>(api);
     let api = crud::nested::<Service, Route>(api);
     let api = crud::nested::<Service, Plugin>(api);
     let api = crud::nested::<Route, Plugin>(api);
     let api = crud::nested::<Consumer, Plugin>(api);
     let api = crud::nested::<Upstream, Target>(api);
+    let api = crud::nested::<crate::entity::Certificate, Sni>(api);
     let api = api
         .fallback(|| async { AdminError::NotFound })
         .method_not_allowed_fallback(|| async { AdminError::MethodNotAllowed })

@@ -6,7 +6,10 @@ use axum::extract::Path;
 use serde_json::{Map, Value, json};
 
 use super::error::AdminError;
-use crate::entity::{Consumer, Entity, Kind, Plugin, Route, Service, Target, Upstream};
+use crate::entity::{
+    CaCertificate, Certificate, Consumer, Entity, Kind, Plugin, Route, Service, Sni, Target,
+    Upstream,
+};
 
 /// Answers `/schemas/{entity}`, or 404 `No entity named '…'`.
 pub(crate) async fn entity_schema(Path(name): Path<String>) -> Result<Json<Value>, AdminError> {
@@ -20,6 +23,12 @@ pub(crate) async fn entity_schema(Path(name): Path<String>) -> Result<Json<Value
             "target": "example.test",
             "upstream": {"id": uuid::Uuid::nil()}
         })),
+        "certificates" => describe::<Certificate>(json!({})),
+        "snis" => describe::<Sni>(json!({
+            "name": "example.test",
+            "certificate": {"id": uuid::Uuid::nil()}
+        })),
+        "ca_certificates" => describe::<CaCertificate>(json!({})),
         _ => return Err(AdminError::NoEntity(name)),
     };
     Ok(Json(schema))

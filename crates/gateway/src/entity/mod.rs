@@ -2,6 +2,7 @@
 //! `kong/db/schema/entities/{services,routes}.lua`), validated from an input object into a
 //! typed value that serializes back with Kong's explicit `null`s.
 
+pub mod certificate;
 pub mod consumer;
 pub mod plugin;
 pub mod route;
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+pub use certificate::{CaCertificate, Certificate, Sni};
 pub use consumer::Consumer;
 pub use plugin::Plugin;
 pub use route::Route;

@@ -188,6 +188,13 @@ fn shape_error(shape: &Value, value: &Value, path: &str) -> Option<String> {
         }),
         (Value::Object(_), _) => Some(format!("{path}: expected a record")),
         (Value::Number(_), Value::Number(n)) if n.as_i64().is_some_and(|n| n >= 0) => None,
+        // Intervals and timeouts are seconds and may be fractional, as in Kong.
+        (Value::Number(_), Value::Number(n))
+            if (path.ends_with(".interval") || path.ends_with(".timeout"))
+                && n.as_f64().is_some_and(|f| f >= 0.0) =>
+        {
+            None
+        }
         (Value::Number(_), _) => Some(format!("{path}: expected a non-negative integer")),
         (Value::Bool(_), Value::Bool(_)) | (Value::String(_), Value::String(_)) => None,
         (Value::Array(_), Value::Array(_)) => None,

@@ -1,0 +1,176 @@
+//! The TLS certificate lookup the proxy's listener asks during the handshake: compiled from
+//! the Certificate and SNI entities with the rest of the configuration and swapped in whole,
+//! so a handshake never reads the store.
+//!
+//! Kong's precedence (`kong/runloop/certificate.lua`): the exact server name, then the
+//! name with its first label replaced by `*` (`*.example.com`), then with its last label
+//! replaced (`www.example.*`), then the `*` SNI, then the default certificate from the
+//! settings. A certificate with an alternative pair (`cert_alt`) serves whichever key the
+//! client can verify.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::SignatureScheme;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use uuid::Uuid;
+
+use crate::entity::certificate::PemError;
+use crate::entity::{Certificate, Sni};
+
+/// One certificate's keys: the main pair and an optional pair of the other key type.
+#[derive(Debug, Clone)]
+pub struct CertifiedPair {
+    /// The main key.
+    pub main: Arc<CertifiedKey>,
+    /// The alternative key (`cert_alt`/`key_alt`).
+    pub alt: Option<Arc<CertifiedKey>>,
+}
+
+impl CertifiedPair {
+    /// Loads a PEM certificate chain and key, e.g. Kong's `ssl_cert` and `ssl_cert_key`.
+    pub fn from_pem(cert: &str, key: &str) -> Result<Self, PemError> {
+        Ok(Self {
+            main: crate::entity::certificate::certified_key(cert, key)?,
+            alt: None,
+        })
+    }
+
+    /// The key to present to a client offering `schemes` (empty: any): the main one when
+    /// it can sign with one of them, else the alternative one, else the main one.
+    pub fn choose(&self, schemes: &[SignatureScheme]) -> Arc<CertifiedKey> {
+        if schemes.is_empty() || self.main.key.choose_scheme(schemes).is_some() {
+            return Arc::clone(&self.main);
+        }
+        match &self.alt {
+            Some(alt) if alt.key.choose_scheme(schemes).is_some() => Arc::clone(alt),
+            _ => Arc::clone(&self.main),
+        }
+    }
+}
+
+/// The immutable server-name → certificate table.
+#[derive(Debug, Clone, Default)]
+pub struct CertificateTable {
+    exact: HashMap<String, CertifiedPair>,
+    /// Keyed by the name without its `*.` (`example.com` for `*.example.com`).
+    prefix: HashMap<String, CertifiedPair>,
+    /// Keyed by the name without its `.*` (`www.example` for `www.example.*`).
+    suffix: HashMap<String, CertifiedPair>,
+    catch_all: Option<CertifiedPair>,
+    default: Option<CertifiedPair>,
+}
+
+impl CertificateTable {
+    /// Compiles certificates and their SNIs; `default` answers when no SNI matches.
+    /// A certificate whose PEM no longer loads is left out (it was checked when written).
+    pub fn build(
+        certificates: &[Certificate],
+        snis: &[Sni],
+        default: Option<CertifiedPair>,
+    ) -> Self {
+        let mut pairs: HashMap<Uuid, CertifiedPair> = HashMap::new();
+        for c in certificates {
+            match c.certified_keys() {
+                Ok((main, alt)) => {
+                    pairs.insert(c.id, CertifiedPair { main, alt });
+                }
+                Err(e) => {
+                    tracing::error!(certificate = %c.id, error = %e, "certificate skipped");
+                }
+            }
+        }
+        let mut table = CertificateTable {
+            default,
+            ..Self::default()
+        };
+        for sni in snis {
+            let Some(pair) = pairs.get(&sni.certificate.id) else {
+                continue;
+            };
+            let name = sni.name.to_ascii_lowercase();
+            if name == "*" {
+                table.catch_all = Some(pair.clone());
+            } else if let Some(rest) = name.strip_prefix("*.") {
+                table.prefix.insert(rest.to_string(), pair.clone());
+            } else if let Some(rest) = name.strip_suffix(".*") {
+                table.suffix.insert(rest.to_string(), pair.clone());
+            } else {
+                table.exact.insert(name, pair.clone());
+            }
+        }
+        table
+    }
+
+    /// The certificate pair for a server name, by Kong's precedence.
+    pub fn lookup(&self, sni: Option<&str>) -> Option<&CertifiedPair> {
+        if let Some(raw) = sni {
+            let name = raw.trim_end_matches('.').to_ascii_lowercase();
+            if let Some(p) = self.exact.get(&name) {
+                return Some(p);
+            }
+            if let Some((_, rest)) = name.split_once('.')
+                && let Some(p) = self.prefix.get(rest)
+            {
+                return Some(p);
+            }
+            if let Some((rest, _)) = name.rsplit_once('.')
+                && let Some(p) = self.suffix.get(rest)
+            {
+                return Some(p);
+            }
+        }
+        self.catch_all.as_ref().or(self.default.as_ref())
+    }
+
+    /// The key to present for a server name (the main key of the matching certificate).
+    pub fn resolve(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        self.lookup(sni).map(|p| p.choose(&[]))
+    }
+
+    /// The key to present for a server name to a client offering `schemes`.
+    pub fn resolve_for(
+        &self,
+        sni: Option<&str>,
+        schemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        self.lookup(sni).map(|p| p.choose(schemes))
+    }
+
+    /// How many server names (exact and wildcard) the table knows.
+    pub fn len(&self) -> usize {
+        self.exact.len()
+            + self.prefix.len()
+            + self.suffix.len()
+            + usize::from(self.catch_all.is_some())
+    }
+
+    /// Whether no server name is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A rustls certificate resolver that always reads the node's current table: hand it to
+/// `rustls::ServerConfig::builder().with_no_client_auth().with_cert_resolver(...)`.
+#[derive(Debug, Clone)]
+pub struct CertificateResolver {
+    table: Arc<ArcSwap<CertificateTable>>,
+}
+
+impl CertificateResolver {
+    /// Follows `table`.
+    pub fn new(table: Arc<ArcSwap<CertificateTable>>) -> Self {
+        Self { table }
+    }
+}
+
+impl ResolvesServerCert for CertificateResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.table
+            .load()
+            .resolve_for(hello.server_name(), hello.signature_schemes())
+    }
+}
