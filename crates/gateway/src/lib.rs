@@ -84,6 +84,8 @@ pub(crate) struct Inner {
     /// DB-less: the configuration comes from `kong.yml` / `POST /config`, the Admin API is
     /// otherwise read-only.
     pub(crate) dbless: bool,
+    /// Whose `X-Forwarded-*` headers the proxy believes (`trusted_ips`).
+    pub(crate) trusted_ips: proxy::TrustedIps,
 }
 
 impl Inner {
@@ -136,6 +138,8 @@ pub struct GatewayOptions {
     pub poll_interval: Duration,
     /// When set, every Admin API request must carry it in `Kong-Admin-Token`.
     pub admin_token: Option<Secret<String>>,
+    /// `trusted_ips`, `real_ip_header`, `real_ip_recursive`: whose forwarding headers count.
+    pub trusted_ips: proxy::TrustedIps,
 }
 
 impl Default for GatewayOptions {
@@ -144,6 +148,7 @@ impl Default for GatewayOptions {
             listen_url: None,
             poll_interval: Duration::from_millis(500),
             admin_token: None,
+            trusted_ips: proxy::TrustedIps::default(),
         }
     }
 }
@@ -158,6 +163,7 @@ impl GatewayOptions {
                 _ => None,
             },
             admin_token: settings.admin_token.clone(),
+            trusted_ips: settings.trusted_ips.clone(),
             ..Self::default()
         }
     }
@@ -215,6 +221,7 @@ impl Gateway {
             version: AtomicI64::new(-1),
             admin_token: options.admin_token,
             dbless,
+            trusted_ips: options.trusted_ips,
         });
         inner.reload().await?;
         // A DB-less node is the only writer of its private store: nothing to follow.
@@ -234,10 +241,22 @@ impl Gateway {
         admin::router(Arc::clone(&self.inner))
     }
 
-    /// The proxy (serve on `proxy_listen`, 0.0.0.0:8000 by default) with
-    /// `portcullis_http::serve`, which provides the client address.
-    pub fn proxy_router(&self) -> axum::Router {
-        proxy::router(Arc::clone(&self.inner))
+    /// Serves the proxy (`proxy_listen`, 0.0.0.0:8000 by default) on a bound listener until
+    /// `shutdown` fires, then drains open connections.
+    pub fn serve_proxy(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: portcullis_http::Shutdown,
+    ) -> impl Future<Output = Result<(), portcullis_http::ServeError>> + Send + 'static {
+        let inner = Arc::clone(&self.inner);
+        async move {
+            proxy::server::serve(inner, listener, shutdown)
+                .await
+                .map_err(|source| portcullis_http::ServeError::Serve {
+                    what: "gateway proxy".into(),
+                    source,
+                })
+        }
     }
 
     /// Rebuilds the routing table from the store (e.g. after another node changed it).

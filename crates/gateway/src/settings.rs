@@ -54,6 +54,9 @@ pub struct GatewaySettings {
     pub admin_token: Option<Secret<String>>,
     /// `declarative_config`: the `kong.yml` loaded when `database = off`.
     pub declarative_config: Option<std::path::PathBuf>,
+    /// `trusted_ips`, `real_ip_header`, `real_ip_recursive`: which peers' forwarding headers
+    /// the proxy believes, and where it reads their client's address.
+    pub trusted_ips: crate::proxy::TrustedIps,
 }
 
 struct Raw {
@@ -67,6 +70,9 @@ struct Raw {
     pg_database: String,
     admin_token: Option<String>,
     declarative_config: Option<String>,
+    trusted_ips: (String, String),
+    real_ip_header: (String, String),
+    real_ip_recursive: (String, String),
 }
 
 impl GatewaySettings {
@@ -81,12 +87,15 @@ impl GatewaySettings {
             admin_listen: ("127.0.0.1:8001 reuseport backlog=16384, 127.0.0.1:8444 http2 ssl reuseport backlog=16384".into(), default_origin.clone()),
             database: ("sqlite".into(), default_origin.clone()),
             pg_host: "127.0.0.1".into(),
-            pg_port: ("5432".into(), default_origin),
+            pg_port: ("5432".into(), default_origin.clone()),
             pg_user: "kong".into(),
             pg_password: None,
             pg_database: "kong".into(),
             admin_token: None,
             declarative_config: None,
+            trusted_ips: (String::new(), default_origin.clone()),
+            real_ip_header: ("X-Real-IP".into(), default_origin.clone()),
+            real_ip_recursive: ("off".into(), default_origin),
         };
         if let Some(path) = conf {
             let file = path.display().to_string();
@@ -154,6 +163,9 @@ impl Raw {
             "declarative_config" => {
                 self.declarative_config = Some(value).filter(|v| !v.is_empty());
             }
+            "trusted_ips" => self.trusted_ips = (value, origin),
+            "real_ip_header" => self.real_ip_header = (value, origin),
+            "real_ip_recursive" => self.real_ip_recursive = (value, origin),
             // Kong has hundreds of properties; the ones not listed here do not apply yet.
             _ => tracing::debug!(key, %origin, "ignoring unsupported Kong property"),
         }
@@ -207,7 +219,26 @@ impl Raw {
                 });
             }
         };
+        let recursive = match self.real_ip_recursive.0.to_ascii_lowercase().as_str() {
+            "on" => true,
+            "off" => false,
+            other => {
+                return Err(SettingsError::Invalid {
+                    origin: self.real_ip_recursive.1.clone(),
+                    key: "real_ip_recursive".into(),
+                    message: format!("'{other}' is not valid; use on or off"),
+                });
+            }
+        };
+        let trusted_ips =
+            crate::proxy::TrustedIps::parse(&self.trusted_ips.0, &self.real_ip_header.0, recursive)
+                .map_err(|message| SettingsError::Invalid {
+                    origin: self.trusted_ips.1.clone(),
+                    key: "trusted_ips".into(),
+                    message,
+                })?;
         Ok(GatewaySettings {
+            trusted_ips,
             proxy_listen,
             admin_listen,
             database,
@@ -326,6 +357,12 @@ mod tests {
         let err = GatewaySettings::load(Some(&path), env(&[])).expect_err("invalid");
         let msg = err.to_string();
         assert!(msg.contains("kong.conf:3: proxy_listen:"), "{msg}");
+        let err = GatewaySettings::load(None, env(&[("KONG_TRUSTED_IPS", "10.0.0.0/8, bogus")]))
+            .expect_err("invalid");
+        assert_eq!(
+            err.to_string(),
+            "environment variable KONG_TRUSTED_IPS: trusted_ips: invalid IP address or CIDR block: bogus"
+        );
         let err =
             GatewaySettings::load(None, env(&[("KONG_DATABASE", "mysql")])).expect_err("invalid");
         assert_eq!(

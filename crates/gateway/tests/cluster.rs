@@ -128,12 +128,12 @@ async fn three_nodes_converge_and_survive_an_outage() {
     let listen = GatewayOptions {
         listen_url: Some(Secret::new(via_link.clone())),
         poll_interval: Duration::from_secs(300),
-        admin_token: None,
+        ..GatewayOptions::default()
     };
     let poll = GatewayOptions {
         listen_url: None,
         poll_interval: Duration::from_millis(200),
-        admin_token: None,
+        ..GatewayOptions::default()
     };
     let node = |options: GatewayOptions| {
         let via_link = via_link.clone();
