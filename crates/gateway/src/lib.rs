@@ -94,6 +94,8 @@ pub(crate) struct Inner {
     checkers: healthcheck::Checkers,
     /// How often targets made unhealthy by passive checks are re-probed (the extension).
     passive_recovery: Option<Duration>,
+    /// Whose `X-Forwarded-*` headers the proxy believes (`trusted_ips`).
+    pub(crate) trusted_ips: proxy::TrustedIps,
 }
 
 impl Inner {
@@ -161,6 +163,8 @@ pub struct GatewayOptions {
     /// with the upstream's active-check settings so it can recover (a Portcullis
     /// extension; `None` keeps Kong's behaviour: it stays unhealthy until marked by hand).
     pub passive_recovery: Option<Duration>,
+    /// `trusted_ips`, `real_ip_header`, `real_ip_recursive`: whose forwarding headers count.
+    pub trusted_ips: proxy::TrustedIps,
 }
 
 impl Default for GatewayOptions {
@@ -171,6 +175,7 @@ impl Default for GatewayOptions {
             admin_token: None,
             default_certificate: None,
             passive_recovery: Some(Duration::from_secs(10)),
+            trusted_ips: proxy::TrustedIps::default(),
         }
     }
 }
@@ -186,6 +191,7 @@ impl GatewayOptions {
             },
             admin_token: settings.admin_token.clone(),
             passive_recovery: settings.passive_recovery,
+            trusted_ips: settings.trusted_ips.clone(),
             ..Self::default()
         }
     }
@@ -247,6 +253,7 @@ impl Gateway {
             default_certificate: options.default_certificate,
             checkers: healthcheck::Checkers::default(),
             passive_recovery: options.passive_recovery,
+            trusted_ips: options.trusted_ips,
         });
         inner.reload().await?;
         // A DB-less node is the only writer of its private store: nothing to follow.
@@ -266,10 +273,22 @@ impl Gateway {
         admin::router(Arc::clone(&self.inner))
     }
 
-    /// The proxy (serve on `proxy_listen`, 0.0.0.0:8000 by default) with
-    /// `portcullis_http::serve`, which provides the client address.
-    pub fn proxy_router(&self) -> axum::Router {
-        proxy::router(Arc::clone(&self.inner))
+    /// Serves the proxy (`proxy_listen`, 0.0.0.0:8000 by default) on a bound listener until
+    /// `shutdown` fires, then drains open connections.
+    pub fn serve_proxy(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: portcullis_http::Shutdown,
+    ) -> impl Future<Output = Result<(), portcullis_http::ServeError>> + Send + 'static {
+        let inner = Arc::clone(&self.inner);
+        async move {
+            proxy::server::serve(inner, listener, shutdown)
+                .await
+                .map_err(|source| portcullis_http::ServeError::Serve {
+                    what: "gateway proxy".into(),
+                    source,
+                })
+        }
     }
 
     /// The current TLS certificate table (a snapshot; see [`Gateway::certificate_resolver`]).

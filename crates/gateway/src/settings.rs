@@ -57,6 +57,9 @@ pub struct GatewaySettings {
     /// `portcullis_passive_recovery_interval` (seconds, default 10, 0 = off): how often
     /// targets that passive health checks made unhealthy are re-probed (an extension).
     pub passive_recovery: Option<std::time::Duration>,
+    /// `trusted_ips`, `real_ip_header`, `real_ip_recursive`: which peers' forwarding headers
+    /// the proxy believes, and where it reads their client's address.
+    pub trusted_ips: crate::proxy::TrustedIps,
 }
 
 struct Raw {
@@ -71,6 +74,9 @@ struct Raw {
     admin_token: Option<String>,
     declarative_config: Option<String>,
     passive_recovery: (String, String),
+    trusted_ips: (String, String),
+    real_ip_header: (String, String),
+    real_ip_recursive: (String, String),
 }
 
 impl GatewaySettings {
@@ -85,13 +91,16 @@ impl GatewaySettings {
             admin_listen: ("127.0.0.1:8001 reuseport backlog=16384, 127.0.0.1:8444 http2 ssl reuseport backlog=16384".into(), default_origin.clone()),
             database: ("sqlite".into(), default_origin.clone()),
             pg_host: "127.0.0.1".into(),
-            pg_port: ("5432".into(), default_origin),
+            pg_port: ("5432".into(), default_origin.clone()),
             pg_user: "kong".into(),
             pg_password: None,
             pg_database: "kong".into(),
             admin_token: None,
             declarative_config: None,
             passive_recovery: ("10".into(), "default".into()),
+            trusted_ips: (String::new(), default_origin.clone()),
+            real_ip_header: ("X-Real-IP".into(), default_origin.clone()),
+            real_ip_recursive: ("off".into(), default_origin),
         };
         if let Some(path) = conf {
             let file = path.display().to_string();
@@ -160,6 +169,9 @@ impl Raw {
                 self.declarative_config = Some(value).filter(|v| !v.is_empty());
             }
             "portcullis_passive_recovery_interval" => self.passive_recovery = (value, origin),
+            "trusted_ips" => self.trusted_ips = (value, origin),
+            "real_ip_header" => self.real_ip_header = (value, origin),
+            "real_ip_recursive" => self.real_ip_recursive = (value, origin),
             // Kong has hundreds of properties; the ones not listed here do not apply yet.
             _ => tracing::debug!(key, %origin, "ignoring unsupported Kong property"),
         }
@@ -225,8 +237,27 @@ impl Raw {
                 });
             }
         };
+        let recursive = match self.real_ip_recursive.0.to_ascii_lowercase().as_str() {
+            "on" => true,
+            "off" => false,
+            other => {
+                return Err(SettingsError::Invalid {
+                    origin: self.real_ip_recursive.1.clone(),
+                    key: "real_ip_recursive".into(),
+                    message: format!("'{other}' is not valid; use on or off"),
+                });
+            }
+        };
+        let trusted_ips =
+            crate::proxy::TrustedIps::parse(&self.trusted_ips.0, &self.real_ip_header.0, recursive)
+                .map_err(|message| SettingsError::Invalid {
+                    origin: self.trusted_ips.1.clone(),
+                    key: "trusted_ips".into(),
+                    message,
+                })?;
         Ok(GatewaySettings {
             passive_recovery,
+            trusted_ips,
             proxy_listen,
             admin_listen,
             database,
@@ -360,6 +391,12 @@ mod tests {
         let err = GatewaySettings::load(Some(&path), env(&[])).expect_err("invalid");
         let msg = err.to_string();
         assert!(msg.contains("kong.conf:3: proxy_listen:"), "{msg}");
+        let err = GatewaySettings::load(None, env(&[("KONG_TRUSTED_IPS", "10.0.0.0/8, bogus")]))
+            .expect_err("invalid");
+        assert_eq!(
+            err.to_string(),
+            "environment variable KONG_TRUSTED_IPS: trusted_ips: invalid IP address or CIDR block: bogus"
+        );
         let err =
             GatewaySettings::load(None, env(&[("KONG_DATABASE", "mysql")])).expect_err("invalid");
         assert_eq!(

@@ -122,18 +122,16 @@ async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
             Gateway::open(db, options).await?
         }
     };
-    let servers = servers
-        .into_iter()
-        .map(|(listener, what)| {
-            let app = if what == "gateway proxy" {
-                gw.proxy_router()
-            } else {
-                gw.admin_router()
-            };
-            (listener, app, what)
-        })
-        .collect();
-    serve_all(servers).await
+    let shutdown = shutdown_on_signals();
+    let mut tasks = JoinSet::new();
+    for (listener, what) in servers {
+        if what == "gateway proxy" {
+            tasks.spawn(gw.serve_proxy(listener, shutdown.clone()));
+        } else {
+            tasks.spawn(serve(listener, gw.admin_router(), what, shutdown.clone()));
+        }
+    }
+    wait_all(tasks, &shutdown).await
 }
 
 async fn access(args: AccessArgs) -> anyhow::Result<()> {

@@ -6,6 +6,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use portcullis::cli::Cli;
 
+/// mimalloc: measurably faster than the system allocator on the proxy's many small,
+/// short-lived allocations (see docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     portcullis::logging::init(&cli.log);

@@ -311,7 +311,6 @@ impl Stack {
             world: l_world,
         } = listeners;
         let servers = [
-            (l_gateway, gateway.proxy_router(), "gateway proxy"),
             (l_gateway_admin, gateway.admin_router(), "gateway admin API"),
             (l_access, access.proxy_router(), "access proxy"),
             (l_access_api, access.api_router(), "access API"),
@@ -327,6 +326,7 @@ impl Stack {
             (l_hello, portcullis_demo::hello_router(), "demo hello"),
             (l_world, portcullis_demo::world_router(), "demo world"),
         ];
+        tasks.spawn(gateway.serve_proxy(l_gateway, shutdown.clone()));
         for (listener, app, what) in servers {
             tasks.spawn(serve(listener, app, what, shutdown.clone()));
         }

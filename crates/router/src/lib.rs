@@ -105,6 +105,9 @@ pub struct Match<'r, T> {
     pub matched_prefix: String,
     /// The upstream path per Kong's v0 join (without the query string).
     pub upstream_path: String,
+    /// A regex path's captures as Kong's `uri_captures`: numbered (`"1"`, …) and named,
+    /// `(name, value)`; empty for other paths.
+    pub captures: Vec<(String, String)>,
 }
 
 impl<T> Match<'_, T> {
@@ -350,12 +353,16 @@ impl<T> Router<T> {
             if !self.headers[m.route].iter().all(|r| r.matches(req.headers)) {
                 continue;
             }
+            let mut captures = Vec::new();
             let prefix = match &m.path {
                 PathMatcher::Any => String::new(),
                 PathMatcher::Prefix(p) if path.starts_with(p.as_str()) => p.clone(),
                 PathMatcher::Prefix(_) => continue,
-                PathMatcher::Regex(re) => match re.find(&path) {
-                    Some(found) => found.as_str().to_string(),
+                PathMatcher::Regex(re) => match re.captures(&path) {
+                    Some(found) => {
+                        captures = uri_captures(re, &found);
+                        found.get(0).map_or("", |m| m.as_str()).to_string()
+                    }
                     None => continue,
                 },
             };
@@ -370,6 +377,7 @@ impl<T> Router<T> {
                 request_path: path,
                 matched_prefix: prefix,
                 upstream_path,
+                captures,
             });
         }
         None
@@ -381,6 +389,21 @@ impl<T> Router<T> {
             .iter()
             .map(|m| (self.routes[m.route].id.as_str(), m.priority))
     }
+}
+
+/// Kong's `uri_captures` for a regex match: every group that took part, by number and, when
+/// it has one, by name.
+fn uri_captures(re: &regex::Regex, found: &regex::Captures<'_>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, name) in re.capture_names().enumerate().skip(1) {
+        if let Some(m) = found.get(i) {
+            out.push((i.to_string(), m.as_str().to_string()));
+            if let Some(name) = name {
+                out.push((name.to_string(), m.as_str().to_string()));
+            }
+        }
+    }
+    out
 }
 
 impl HostRule {

@@ -60,12 +60,7 @@ pub async fn serve_gateway(gateway: Gateway, keep: Option<TestDb>) -> Stack {
         "admin",
         shutdown.clone(),
     ));
-    tokio::spawn(portcullis_http::serve(
-        proxy_l,
-        gateway.proxy_router(),
-        "proxy",
-        shutdown.clone(),
-    ));
+    tokio::spawn(gateway.serve_proxy(proxy_l, shutdown.clone()));
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -1,0 +1,277 @@
+//! The forwarding headers Kong sends upstream (notes §3.1): `X-Forwarded-*` and `X-Real-IP`,
+//! trusted from the client only when its address is in `trusted_ips`, with the client address
+//! taken from `real_ip_header` (nginx's realip module) in that case.
+
+use std::net::IpAddr;
+
+use http::header::HeaderName;
+use http::{HeaderMap, HeaderValue};
+use hyper::body::Incoming;
+use ipnet::IpNet;
+
+use super::server::ConnInfo;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+static X_FORWARDED_PATH: HeaderName = HeaderName::from_static("x-forwarded-path");
+static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// Kong's `trusted_ips`, `real_ip_header` and `real_ip_recursive` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedIps {
+    nets: Vec<IpNet>,
+    real_ip_header: HeaderName,
+    recursive: bool,
+}
+
+impl Default for TrustedIps {
+    /// Kong's defaults: trust nobody; `X-Real-IP`; not recursive.
+    fn default() -> Self {
+        Self {
+            nets: Vec::new(),
+            real_ip_header: X_REAL_IP.clone(),
+            recursive: false,
+        }
+    }
+}
+
+impl TrustedIps {
+    /// Parses Kong's comma-separated `trusted_ips` (addresses and CIDR blocks; `unix:` is
+    /// accepted and ignored, as the proxy listens on TCP only), `real_ip_header` and
+    /// `real_ip_recursive`. The error names the offending entry.
+    pub fn parse(trusted_ips: &str, real_ip_header: &str, recursive: bool) -> Result<Self, String> {
+        let mut nets = Vec::new();
+        for entry in trusted_ips
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            if entry == "unix:" {
+                continue;
+            }
+            let net = match entry.parse::<IpNet>() {
+                Ok(net) => net,
+                Err(_) => entry
+                    .parse::<IpAddr>()
+                    .map(IpNet::from)
+                    .map_err(|_| format!("invalid IP address or CIDR block: {entry}"))?,
+            };
+            nets.push(net);
+        }
+        let real_ip_header = HeaderName::from_bytes(real_ip_header.trim().as_bytes())
+            .map_err(|_| format!("invalid header name: {real_ip_header}"))?;
+        Ok(Self {
+            nets,
+            real_ip_header,
+            recursive,
+        })
+    }
+
+    /// Whether `ip` is trusted.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        !self.nets.is_empty() && self.nets.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The client address nginx's realip module would derive from a trusted peer's header.
+    fn real_ip(&self, h: &HeaderMap) -> Option<IpAddr> {
+        let addrs: Vec<IpAddr> = h
+            .get_all(&self.real_ip_header)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse().ok())
+            .collect();
+        if self.recursive {
+            // The right-most address that is not itself a trusted proxy.
+            addrs
+                .iter()
+                .rev()
+                .find(|a| !self.contains(**a))
+                .or(addrs.first())
+                .copied()
+        } else {
+            addrs.last().copied()
+        }
+    }
+}
+
+/// The forwarding facts of one request.
+pub(super) struct Forwarded {
+    /// The client address (`X-Real-IP`, appended to `X-Forwarded-For`).
+    pub client_ip: IpAddr,
+    /// The peer is a trusted proxy: its `X-Forwarded-*` headers pass through.
+    trusted: bool,
+    /// The scheme the client used, as far as Kong is concerned.
+    pub proto: String,
+    /// The host name (lowercased, no port) the client asked for.
+    pub host_name: String,
+    port: u16,
+}
+
+impl Forwarded {
+    /// Derives the facts from the connection and, for trusted peers, the request headers.
+    pub fn compute(
+        trust: &TrustedIps,
+        req: &hyper::Request<Incoming>,
+        host: Option<&str>,
+        conn: ConnInfo,
+    ) -> Self {
+        let peer = canonical(conn.peer.ip());
+        let trusted = trust.contains(peer);
+        let h = req.headers();
+        let from_client = |name: &HeaderName| {
+            trusted
+                .then(|| h.get(name).and_then(|v| v.to_str().ok()))
+                .flatten()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        let client_ip = if trusted {
+            trust.real_ip(h).unwrap_or(peer)
+        } else {
+            peer
+        };
+        let proto = from_client(&X_FORWARDED_PROTO)
+            .map(|p| p.to_ascii_lowercase())
+            .unwrap_or_else(|| "http".to_string());
+        let host_name = from_client(&X_FORWARDED_HOST)
+            .or(host)
+            .map(host_name)
+            .unwrap_or_default();
+        let port = from_client(&X_FORWARDED_PORT)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(conn.local_port);
+        Self {
+            client_ip,
+            trusted,
+            proto,
+            host_name,
+            port,
+        }
+    }
+
+    /// Sets the forwarding headers on the upstream request `h` (the client's headers, edited
+    /// in place). `path` is the request path, `stripped_prefix` what `strip_path` removed.
+    pub fn apply(&self, h: &mut HeaderMap, path: &str, stripped_prefix: Option<&str>) {
+        let ip = HeaderValue::from_str(&self.client_ip.to_string()).ok();
+        let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(prev) if !prev.trim().is_empty() => {
+                HeaderValue::from_str(&format!("{prev}, {}", self.client_ip)).ok()
+            }
+            _ => ip.clone(),
+        };
+        if let Some(v) = xff {
+            h.insert(X_FORWARDED_FOR.clone(), v);
+        }
+        if let Some(v) = ip {
+            h.insert(X_REAL_IP.clone(), v);
+        }
+        // A trusted proxy's own X-Forwarded-* values stand; everyone else's are replaced.
+        let keep = |h: &HeaderMap, name: &HeaderName| {
+            self.trusted && h.get(name).is_some_and(|v| !v.is_empty())
+        };
+        if !keep(h, &X_FORWARDED_PROTO) {
+            h.insert(
+                X_FORWARDED_PROTO.clone(),
+                HeaderValue::from_static(if self.proto == "https" {
+                    "https"
+                } else {
+                    "http"
+                }),
+            );
+        }
+        if !keep(h, &X_FORWARDED_HOST) {
+            set(h, &X_FORWARDED_HOST, &self.host_name);
+        }
+        if !keep(h, &X_FORWARDED_PORT) {
+            h.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(self.port));
+        }
+        if !keep(h, &X_FORWARDED_PATH) {
+            set(h, &X_FORWARDED_PATH, path);
+        }
+        if !keep(h, &X_FORWARDED_PREFIX) {
+            match stripped_prefix {
+                Some(prefix) => set(h, &X_FORWARDED_PREFIX, prefix),
+                None => {
+                    h.remove(&X_FORWARDED_PREFIX);
+                }
+            }
+        }
+    }
+}
+
+/// Sets `name` to `value`, or removes it when the value is empty (Kong sends no empty
+/// forwarding headers) or not a valid header value.
+fn set(h: &mut HeaderMap, name: &HeaderName, value: &str) {
+    match HeaderValue::from_str(value) {
+        Ok(v) if !value.is_empty() => {
+            h.insert(name.clone(), v);
+        }
+        _ => {
+            h.remove(name);
+        }
+    }
+}
+
+/// An IPv4-mapped IPv6 peer (dual-stack listener) as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// nginx's `$host`: the name without the port, lowercased.
+fn host_name(raw: &str) -> String {
+    let raw = raw.trim();
+    let name = if let Some(rest) = raw.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((ip, _)) => return format!("[{}]", ip.to_ascii_lowercase()),
+            None => raw,
+        }
+    } else {
+        raw.rsplit_once(':').map_or(raw, |(n, _)| n)
+    };
+    name.to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_ips_parse_addresses_and_blocks() {
+        let t = TrustedIps::parse("10.0.0.0/8, 192.168.1.1, ::1, unix:", "X-Real-IP", false)
+            .expect("parses");
+        assert!(t.contains("10.1.2.3".parse().expect("ip")));
+        assert!(t.contains("192.168.1.1".parse().expect("ip")));
+        assert!(t.contains("::1".parse().expect("ip")));
+        assert!(!t.contains("192.168.1.2".parse().expect("ip")));
+        let err = TrustedIps::parse("10.0.0.0/8,nope", "X-Real-IP", false).expect_err("bad");
+        assert!(err.contains("nope"), "{err}");
+        assert!(!TrustedIps::default().contains("127.0.0.1".parse().expect("ip")));
+    }
+
+    #[test]
+    fn real_ip_recursive_skips_trusted_hops() {
+        let t = TrustedIps::parse("10.0.0.0/8", "X-Forwarded-For", true).expect("parses");
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.1.1.1, 2.2.2.2, 10.0.0.5"),
+        );
+        assert_eq!(t.real_ip(&h), "2.2.2.2".parse().ok());
+        let flat = TrustedIps::parse("10.0.0.0/8", "X-Forwarded-For", false).expect("parses");
+        assert_eq!(flat.real_ip(&h), "10.0.0.5".parse().ok());
+    }
+
+    #[test]
+    fn host_names() {
+        assert_eq!(host_name("Example.COM:8000"), "example.com");
+        assert_eq!(host_name("[::1]:81"), "[::1]");
+        assert_eq!(host_name("h"), "h");
+    }
+}

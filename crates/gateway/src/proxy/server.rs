@@ -1,0 +1,86 @@
+//! The proxy listener: hyper serving HTTP/1.1 (with upgrades) and HTTP/2 (prior-knowledge
+//! h2c) on each accepted connection, straight into the proxy handler.
+//!
+//! Key decision: the proxy does not go through axum's router or tower layers. It has one
+//! handler and no routes of its own, so each request goes from hyper's connection task to
+//! [`super::handle`] with only the connection facts it needs ([`ConnInfo`]).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use portcullis_http::Shutdown;
+use tokio::net::TcpListener;
+
+use crate::Inner;
+
+/// What the handler knows about the connection a request came in on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnInfo {
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// The port the client connected to (`X-Forwarded-Port`).
+    pub local_port: u16,
+}
+
+/// How long draining connections may take after shutdown before they are dropped.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the proxy on a bound listener until `shutdown` fires, then drains connections.
+pub(crate) async fn serve(
+    inner: Arc<Inner>,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    let local_port = listener.local_addr()?.port();
+    tracing::info!(addr = ?listener.local_addr().ok(), what = "gateway proxy", "listening");
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(60));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Typically EMFILE: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "gateway proxy accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let info = ConnInfo { peer, local_port };
+        let inner = Arc::clone(&inner);
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let inner = Arc::clone(&inner);
+            async move { Ok::<_, Infallible>(super::handle(inner, req, info).await) }
+        });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, peer = %peer, "proxy connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("gateway proxy: connections still open after the drain timeout");
+    }
+    Ok(())
+}
