@@ -1000,3 +1000,42 @@ async fn config_file_changes_swap_rules_and_handlers_together() {
     assert_eq!(get("/a").await, (200, "third".to_string()));
     assert!(ready().await.get("errors").is_none(), "failure cleared");
 }
+
+#[tokio::test]
+async fn regexp_rules_with_lookahead_match_as_in_oathkeeper() {
+    let upstream = upstream().await;
+    let (proxy_l, proxy) = listener().await;
+    let rules = json!([{
+        "id": "not-admin",
+        "match": {"url": format!("http://{proxy}/<(?!admin(?:/|$))[a-z]+(?:/.*)?>"), "methods": ["GET"]},
+        "authenticators": [{"handler": "noop"}],
+        "authorizer": {"handler": "allow"},
+        "mutators": [{"handler": "noop"}],
+        "upstream": {"url": format!("http://{upstream}")}
+    }]);
+    let config = json!({
+        "access_rules": {"matching_strategy": "regexp", "repositories": [inline(&rules)]},
+        "authenticators": {"noop": {"enabled": true}},
+        "authorizers": {"allow": {"enabled": true}},
+        "mutators": {"noop": {"enabled": true}}
+    });
+    let access = Access::new(AccessConfig::from_value(config, "in-code").expect("config"))
+        .await
+        .expect("a lookahead rule loads");
+    assert!(access.rules()[0].pipeline.is_ok());
+    serve(proxy_l, access.proxy_router());
+    for (path, status) in [
+        ("/users", 200),
+        ("/users/1", 200),
+        ("/administrators", 200),
+        ("/admin", 404),
+        ("/admin/users", 404),
+    ] {
+        let res = client()
+            .get(format!("http://{proxy}{path}"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status().as_u16(), status, "{path}");
+    }
+}
