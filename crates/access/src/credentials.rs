@@ -2,7 +2,7 @@
 //! mutator (signing) and `/.well-known/jwks.json` (publication) — Oathkeeper's `credentials`
 //! package.
 //!
-//! One [`Fetcher`] per access proxy caches every set by URL (`file://…` or `http://…`) for
+//! One [`Fetcher`] per access proxy caches every set by URL (`file://…`, `http://…` or `https://…`) for
 //! `authenticators.jwt.config.jwks_ttl` (Oathkeeper reads it and `jwks_max_wait` only from
 //! the global config, as here). An expired set is refreshed, but a request waits at most
 //! `jwks_max_wait` for that: past it the stale set answers and the refresh completes in the
@@ -134,7 +134,7 @@ async fn fetch(client: &portcullis_http::UpstreamClient, url: &str) -> Result<Ke
         tokio::fs::read(path)
             .await
             .map_err(|e| fail(e.to_string()))?
-    } else if url.starts_with("http://") {
+    } else if url.starts_with("http://") || url.starts_with("https://") {
         let uri: http::Uri = url.parse().map_err(|e| fail(format!("invalid URL: {e}")))?;
         let response = client.get(uri).await.map_err(|e| fail(e.to_string()))?;
         if response.status() != http::StatusCode::OK {
@@ -148,7 +148,9 @@ async fn fetch(client: &portcullis_http::UpstreamClient, url: &str) -> Result<Ke
             .to_bytes()
             .to_vec()
     } else {
-        return Err(fail("unsupported location (use file:// or http://)".into()));
+        return Err(fail(
+            "unsupported location (use file://, http:// or https://)".into(),
+        ));
     };
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| fail(e.to_string()))?;
     let keys = value

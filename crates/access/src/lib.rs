@@ -14,7 +14,9 @@
 //! `file://` rule repositories are watched (inotify via `notify`, see `rule/watcher.rs`); an
 //! edit that does not load (unreadable, unparseable, structurally invalid, duplicate ids)
 //! keeps the last good rules in force, is logged with file, line and rule id, and is listed
-//! by `/health/ready` until it is fixed (see [`Access::reload_files`]).
+//! by `/health/ready` until it is fixed (see [`Access::reload_files`]). The config file itself
+//! can be watched too ([`Access::watch_config`]): a new `oathkeeper.yml` swaps in its rule
+//! repositories and handler config together, in the same snapshot, or not at all.
 
 mod api;
 pub mod config;
@@ -54,7 +56,6 @@ pub struct Access {
 }
 
 struct Inner {
-    config: AccessConfig,
     client: portcullis_http::UpstreamClient,
     fetcher: Arc<credentials::Fetcher>,
     oauth2: Arc<pipeline::authn::oauth2::Caches>,
@@ -67,12 +68,18 @@ struct Inner {
     failures: Mutex<BTreeMap<String, String>>,
     /// Serializes reloads (watcher, [`Access::reload_rules`]).
     reloading: tokio::sync::Mutex<()>,
-    /// Kept alive for as long as the access proxy lives.
+    /// Kept alive for as long as the access proxy lives (rule files).
     watcher: Mutex<Option<notify::RecommendedWatcher>>,
+    /// The config file's watcher, when [`Access::watch_config`] was called.
+    config_watcher: Mutex<Option<notify::RecommendedWatcher>>,
+    /// `serve.*.cors` as loaded at start (listeners are not reconfigured by a reload).
+    proxy_cors: Option<tower_http::cors::CorsLayer>,
+    api_cors: Option<tower_http::cors::CorsLayer>,
 }
 
 /// Everything a request decides on, swapped as a whole.
 pub(crate) struct Snapshot {
+    pub config: Arc<AccessConfig>,
     pub rules: RuleSet,
     pub fallback: Fallback,
 }
@@ -100,7 +107,16 @@ impl Access {
     /// `file://` repositories (must run inside a Tokio runtime). Any load error at start is
     /// fatal; later, a bad edit keeps the last good rules (see [`Access::reload_files`]).
     pub async fn new(config: AccessConfig) -> Result<Self, AccessError> {
-        let client = portcullis_http::upstream_client();
+        Self::with_client(config, portcullis_http::upstream_client()).await
+    }
+
+    /// Like [`Access::new`], with the client used for every outbound call (upstreams, rule
+    /// repositories, JWKS, session checks, introspection, remote authorizers, hydrators), e.g.
+    /// one from [`portcullis_http::upstream_client_trusting`] that trusts a private CA.
+    pub async fn with_client(
+        config: AccessConfig,
+        client: portcullis_http::UpstreamClient,
+    ) -> Result<Self, AccessError> {
         let documents = load_documents(&config, &client).await?;
         let fetcher = Arc::new(credentials::Fetcher::new(
             client.clone(),
@@ -109,26 +125,30 @@ impl Access {
         ));
         let inner = Inner {
             metrics: metrics::Metrics::new(&config.metric_name_prefix),
-            config,
+            proxy_cors: config.proxy_cors.clone(),
+            api_cors: config.api_cors.clone(),
             client,
             fetcher,
             oauth2: Arc::default(),
             resolvers: Mutex::new(Vec::new()),
             documents: Mutex::new(Vec::new()),
             snapshot: ArcSwap::from_pointee(Snapshot {
+                config: Arc::new(config.clone()),
                 rules: RuleSet::default(),
                 fallback: Vec::new(),
             }),
             failures: Mutex::new(BTreeMap::new()),
             reloading: tokio::sync::Mutex::new(()),
             watcher: Mutex::new(None),
+            config_watcher: Mutex::new(None),
         };
         let access = Self {
             inner: Arc::new(inner),
         };
-        access.install(documents)?;
-        let watcher =
-            rule::watcher::start(&access).map_err(|e| AccessError::Watch(e.to_string()))?;
+        let config = Arc::new(config);
+        access.install(Arc::clone(&config), documents)?;
+        let watcher = rule::watcher::start(&access, &config)
+            .map_err(|e| AccessError::Watch(e.to_string()))?;
         *lock(&access.inner.watcher) = watcher;
         Ok(access)
     }
@@ -146,7 +166,7 @@ impl Access {
         })?;
         lock(&self.inner.resolvers).push((url, resolver));
         let documents = lock(&self.inner.documents).clone();
-        self.install(documents)?;
+        self.install(self.config(), documents)?;
         Ok(self)
     }
 
@@ -154,8 +174,9 @@ impl Access {
     /// rules stay in force and the error is returned. Returns the number of rules loaded.
     pub async fn reload_rules(&self) -> Result<usize, AccessError> {
         let _reloading = self.inner.reloading.lock().await;
-        let documents = load_documents(&self.inner.config, &self.inner.client).await?;
-        self.install(documents)?;
+        let config = self.config();
+        let documents = load_documents(&config, &self.inner.client).await?;
+        self.install(config, documents)?;
         lock(&self.inner.failures).clear();
         Ok(self.inner.snapshot.load().rules.rules().len())
     }
@@ -166,9 +187,10 @@ impl Access {
     /// line, rule id) is logged and listed by [`Access::reload_failures`] until the file loads.
     pub async fn reload_files(&self) {
         let _reloading = self.inner.reloading.lock().await;
+        let config = self.config();
         let mut documents = lock(&self.inner.documents).clone();
         let mut changed = Vec::new();
-        for (i, location) in self.inner.config.repositories.iter().enumerate() {
+        for (i, location) in config.repositories.iter().enumerate() {
             let Some(path) = repository::file_path(location) else {
                 continue;
             };
@@ -193,7 +215,7 @@ impl Access {
         if changed.is_empty() {
             return;
         }
-        match self.install(documents) {
+        match self.install(config, documents) {
             Ok(()) => {
                 let mut failures = lock(&self.inner.failures);
                 for location in &changed {
@@ -228,9 +250,57 @@ impl Access {
         lock(&self.inner.failures).clone()
     }
 
+    /// Replaces the config: loads its rule repositories, compiles its rules and handlers and
+    /// swaps rules and config in together; on any error nothing changes and the error is
+    /// returned. The rule file watcher follows the new repositories. Listener addresses,
+    /// CORS and the metric prefix keep their start-up values. Returns the number of rules.
+    pub async fn reload_config(&self, config: AccessConfig) -> Result<usize, AccessError> {
+        let _reloading = self.inner.reloading.lock().await;
+        let documents = load_documents(&config, &self.inner.client).await?;
+        let config = Arc::new(config);
+        self.install(Arc::clone(&config), documents)?;
+        match rule::watcher::start(self, &config) {
+            Ok(watcher) => *lock(&self.inner.watcher) = watcher,
+            Err(e) => tracing::error!(error = %e, "cannot watch the new access rule files"),
+        }
+        lock(&self.inner.failures).clear();
+        Ok(self.inner.snapshot.load().rules.rules().len())
+    }
+
+    /// Watches the config file at `path` (Oathkeeper does): each change is loaded (with the
+    /// process environment's overrides) and applied by [`Access::reload_config`]. A file that
+    /// does not load or whose rules do not compile keeps the last good config in force; the
+    /// error is logged and listed by `/health/ready` under the file's path until it loads.
+    pub fn watch_config(&self, path: &std::path::Path) -> Result<(), AccessError> {
+        let watcher = rule::watcher::start_config(self, path.to_path_buf())
+            .map_err(|e| AccessError::Watch(e.to_string()))?;
+        *lock(&self.inner.config_watcher) = Some(watcher);
+        Ok(())
+    }
+
+    /// Re-reads the config file at `path` and applies it (what the config watcher runs).
+    pub async fn reload_config_file(&self, path: &std::path::Path) {
+        let key = path.display().to_string();
+        let outcome = match AccessConfig::load(path) {
+            Ok(config) => self.reload_config(config).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(rules) => tracing::info!(config = %key, rules, "access config reloaded"),
+            Err(e) => {
+                tracing::error!(
+                    config = %key,
+                    error = %e,
+                    "access config not reloaded; the last good config stays in force"
+                );
+                lock(&self.inner.failures).insert(key, e.to_string());
+            }
+        }
+    }
+
     /// The config in force.
-    pub fn config(&self) -> &AccessConfig {
-        &self.inner.config
+    pub fn config(&self) -> Arc<AccessConfig> {
+        Arc::clone(&self.inner.snapshot.load().config)
     }
 
     /// The rules in force, in load order (invalid ones included: see [`Rule::pipeline`]).
@@ -244,7 +314,7 @@ impl Access {
         self.outer_layers(
             proxy::router(self.clone()),
             metrics::PROXY,
-            self.inner.config.proxy_cors.clone(),
+            self.inner.proxy_cors.clone(),
         )
     }
 
@@ -255,7 +325,7 @@ impl Access {
         self.outer_layers(
             api::router(self.clone()),
             metrics::API,
-            self.inner.config.api_cors.clone(),
+            self.inner.api_cors.clone(),
         )
     }
 
@@ -276,14 +346,17 @@ impl Access {
         }
     }
 
-    fn install(&self, documents: Vec<repository::Loaded>) -> Result<(), AccessError> {
+    fn install(
+        &self,
+        config: Arc<AccessConfig>,
+        documents: Vec<repository::Loaded>,
+    ) -> Result<(), AccessError> {
         let ctx = CompileContext {
             client: self.inner.client.clone(),
             resolvers: lock(&self.inner.resolvers).clone(),
             fetcher: Arc::clone(&self.inner.fetcher),
             oauth2: Arc::clone(&self.inner.oauth2),
         };
-        let config = &self.inner.config;
         let rules = RuleSet::compile(
             documents.clone(),
             config.matching_strategy,
@@ -302,9 +375,11 @@ impl Access {
                 (name.clone(), handler)
             })
             .collect();
-        self.inner
-            .snapshot
-            .store(Arc::new(Snapshot { rules, fallback }));
+        self.inner.snapshot.store(Arc::new(Snapshot {
+            config,
+            rules,
+            fallback,
+        }));
         *lock(&self.inner.documents) = documents;
         Ok(())
     }

@@ -11,12 +11,20 @@
 //!    `strip_path`; the query is kept; `Host` is the upstream's unless `preserve_host`.
 //!
 //! Bodies stream both ways through the pooled upstream client.
+//!
+//! Upgrades (WebSockets): a request with `Connection: upgrade` that the pipeline allowed is
+//! sent upstream with its `Connection`/`Upgrade` headers restored; when the upstream answers
+//! `101 Switching Protocols`, both connections are taken over from hyper and bytes are copied
+//! both ways until either side closes. A refused upgrade gets the error handlers' answer like
+//! any other request, and the connection is never switched.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::header::{self, HeaderValue};
-use http::{Uri, Version};
+use http::{StatusCode, Uri, Version};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
 
 use crate::Access;
 use crate::pipeline::errors::json;
@@ -31,7 +39,7 @@ pub(crate) fn router(access: Access) -> axum::Router {
 async fn handle(State(access): State<Access>, req: Request) -> Response {
     let (parts, mut body) = req.into_parts();
     let snapshot = access.snapshot();
-    let trust = access.config().trust_forwarded_headers;
+    let trust = snapshot.config.trust_forwarded_headers;
     let (ctx, valid) = request::for_proxy(&parts, trust);
     if let Err(error) = valid {
         return snapshot.respond(&error.into(), &ctx);
@@ -125,7 +133,16 @@ async fn forward(
     parts.version = Version::HTTP_11;
 
     let headers = &mut parts.headers;
+    let upgrade = request::upgrade_protocol(headers);
     request::strip_for_upstream(headers, trust);
+    let client_side = match &upgrade {
+        Some(protocol) => {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(header::UPGRADE, protocol.clone());
+            parts.extensions.remove::<OnUpgrade>()
+        }
+        None => None,
+    };
     for name in session.header.keys() {
         if is_hop_by_hop(name) || name == header::HOST || name == header::CONTENT_LENGTH {
             continue;
@@ -141,14 +158,52 @@ async fn forward(
     }
 
     let request = http::Request::from_parts(parts, body);
-    let response = access
+    let mut response = access
         .client()
         .request(request)
         .await
         .map_err(|e| PipelineError::bad_gateway(format!("{upstream}: {e}")))?;
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client_side) = client_side else {
+            return Err(PipelineError::bad_gateway(format!(
+                "{upstream}: switched protocols without being asked to"
+            )));
+        };
+        let protocol = response.headers().get(header::UPGRADE).cloned();
+        let upstream_side = hyper::upgrade::on(&mut response);
+        tokio::spawn(tunnel(rule.raw.id.clone(), client_side, upstream_side));
+        let (mut parts, _) = response.into_parts();
+        request::strip_hop_by_hop(&mut parts.headers);
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        if let Some(protocol) = protocol {
+            parts.headers.insert(header::UPGRADE, protocol);
+        }
+        return Ok(Response::from_parts(parts, Body::empty()));
+    }
     let (mut parts, body) = response.into_parts();
     request::strip_hop_by_hop(&mut parts.headers);
     Ok(Response::from_parts(parts, Body::new(body)).into_response())
+}
+
+/// Joins a switched client connection to the switched upstream connection, copying bytes
+/// both ways until either side closes.
+async fn tunnel(rule: String, client: OnUpgrade, upstream: OnUpgrade) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(both) => both,
+        Err(error) => {
+            tracing::warn!(%rule, %error, "upgrade failed");
+            return;
+        }
+    };
+    let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+    match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        Ok((sent, received)) => {
+            tracing::debug!(%rule, sent, received, "upgraded connection closed")
+        }
+        Err(error) => tracing::debug!(%rule, %error, "upgraded connection ended"),
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! (forward-auth: `X-Forwarded-Method/Proto/Host/Uri` always honoured, as in Oathkeeper, so
 //! the API port must not be exposed).
 
-use http::header::{CONNECTION, HOST};
+use http::header::{CONNECTION, HOST, HeaderValue, UPGRADE};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, Method};
 
@@ -41,6 +41,21 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     for name in HOP_BY_HOP {
         headers.remove(*name);
+    }
+}
+
+/// The protocol a request asks to switch to (`Upgrade`, when `Connection` lists `upgrade`).
+pub fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asked = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    if asked {
+        headers.get(UPGRADE).cloned()
+    } else {
+        None
     }
 }
 
@@ -282,5 +297,20 @@ mod tests {
         assert!(h.get("x-user").is_none());
         assert!(h.get("connection").is_none());
         assert_eq!(h.get("x-other").map(|v| v.as_bytes()), Some(&b"kept"[..]));
+    }
+
+    #[test]
+    fn upgrade_needs_connection_upgrade() {
+        let mut h = HeaderMap::new();
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        assert!(upgrade_protocol(&h).is_none());
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        assert_eq!(
+            upgrade_protocol(&h).as_ref().map(HeaderValue::as_bytes),
+            Some(&b"websocket"[..])
+        );
     }
 }

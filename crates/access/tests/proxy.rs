@@ -894,3 +894,148 @@ async fn metrics_count_requests_and_decisions_by_rule() {
     }
     assert!(text.contains("# TYPE ory_oathkeeper_requests_duration_seconds histogram"));
 }
+
+#[tokio::test]
+async fn config_file_changes_swap_rules_and_handlers_together() {
+    let upstream = upstream().await;
+    let (proxy_l, proxy) = listener().await;
+    let (api_l, api) = listener().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules_file = |id: &str| {
+        let path = dir.path().join(format!("rules-{id}.json"));
+        let rules = json!([{
+            "id": id,
+            "match": {"url": format!("http://{proxy}/{id}"), "methods": ["GET"]},
+            "authenticators": [{"handler": "anonymous"}],
+            "authorizer": {"handler": "allow"},
+            "mutators": [{"handler": "header", "config": {"headers": {"X-User": "{{ print .Subject }}"}}}],
+            "upstream": {"url": format!("http://{upstream}")}
+        }]);
+        std::fs::write(&path, rules.to_string()).expect("write rules");
+        format!("file://{}", path.display())
+    };
+    let (rules_a, rules_b) = (rules_file("a"), rules_file("b"));
+    let config_text = |repository: &str, subject: &str| {
+        json!({
+            "access_rules": {"repositories": [repository]},
+            "authenticators": {"anonymous": {"enabled": true, "config": {"subject": subject}}},
+            "authorizers": {"allow": {"enabled": true}},
+            "mutators": {"header": {"enabled": true, "config": {"headers": {}}}}
+        })
+        .to_string()
+    };
+    let path = dir.path().join("oathkeeper.yml");
+    std::fs::write(&path, config_text(&rules_a, "first")).expect("write config");
+    let access = Access::new(AccessConfig::load(&path).expect("config"))
+        .await
+        .expect("rules");
+    access.watch_config(&path).expect("watch");
+    serve(proxy_l, access.proxy_router());
+    serve(api_l, access.api_router());
+
+    let get = |p: &'static str| async move {
+        let res = client()
+            .get(format!("http://{proxy}{p}"))
+            .send()
+            .await
+            .expect("request");
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        (
+            status,
+            body["headers"]["x-user"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    let ready = || async move {
+        client()
+            .get(format!("http://{api}/health/ready"))
+            .send()
+            .await
+            .expect("ready")
+            .json::<Value>()
+            .await
+            .expect("json")
+    };
+    let key = path.display().to_string();
+    assert_eq!(get("/a").await, (200, "first".to_string()));
+    assert_eq!(get("/b").await.0, 404);
+
+    // New repositories and new handler config arrive together.
+    std::fs::write(&path, config_text(&rules_b, "second")).expect("write config");
+    eventually("the new config is in force", || async {
+        get("/b").await.0 == 200
+    })
+    .await;
+    assert_eq!(get("/b").await, (200, "second".to_string()));
+    assert_eq!(get("/a").await.0, 404);
+
+    // A broken file (YAML syntax), then a valid file whose repository is missing: the last
+    // good config stays, and /health/ready names the file while staying ready.
+    for broken in [
+        "access_rules: [unclosed\n".to_string(),
+        config_text("file:///nonexistent/rules.json", "broken"),
+    ] {
+        std::fs::write(&path, &broken).expect("write config");
+        eventually("the failure is reported", || async {
+            ready().await["errors"][key.as_str()]
+                .as_str()
+                .is_some_and(|e| {
+                    e.contains(if broken.contains("nonexistent") {
+                        "nonexistent"
+                    } else {
+                        "oathkeeper.yml"
+                    })
+                })
+        })
+        .await;
+        assert_eq!(ready().await["status"], "ok");
+        assert_eq!(get("/b").await, (200, "second".to_string()));
+    }
+
+    std::fs::write(&path, config_text(&rules_a, "third")).expect("write config");
+    eventually("the fixed config is in force", || async {
+        get("/a").await.0 == 200
+    })
+    .await;
+    assert_eq!(get("/a").await, (200, "third".to_string()));
+    assert!(ready().await.get("errors").is_none(), "failure cleared");
+}
+
+#[tokio::test]
+async fn regexp_rules_with_lookahead_match_as_in_oathkeeper() {
+    let upstream = upstream().await;
+    let (proxy_l, proxy) = listener().await;
+    let rules = json!([{
+        "id": "not-admin",
+        "match": {"url": format!("http://{proxy}/<(?!admin(?:/|$))[a-z]+(?:/.*)?>"), "methods": ["GET"]},
+        "authenticators": [{"handler": "noop"}],
+        "authorizer": {"handler": "allow"},
+        "mutators": [{"handler": "noop"}],
+        "upstream": {"url": format!("http://{upstream}")}
+    }]);
+    let config = json!({
+        "access_rules": {"matching_strategy": "regexp", "repositories": [inline(&rules)]},
+        "authenticators": {"noop": {"enabled": true}},
+        "authorizers": {"allow": {"enabled": true}},
+        "mutators": {"noop": {"enabled": true}}
+    });
+    let access = Access::new(AccessConfig::from_value(config, "in-code").expect("config"))
+        .await
+        .expect("a lookahead rule loads");
+    assert!(access.rules()[0].pipeline.is_ok());
+    serve(proxy_l, access.proxy_router());
+    for (path, status) in [
+        ("/users", 200),
+        ("/users/1", 200),
+        ("/administrators", 200),
+        ("/admin", 404),
+        ("/admin/users", 404),
+    ] {
+        let res = client()
+            .get(format!("http://{proxy}{path}"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status().as_u16(), status, "{path}");
+    }
+}

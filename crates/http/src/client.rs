@@ -1,22 +1,97 @@
-//! The pooled keep-alive client used to forward requests upstream.
+//! The pooled keep-alive client used to forward requests upstream, over plain HTTP or TLS.
+//!
+//! TLS is rustls with the `ring` provider. The trusted roots are the operating system's
+//! (via `rustls-native-certs`, which honours `SSL_CERT_FILE` and `SSL_CERT_DIR` the way
+//! OpenSSL and Go do: when set, they replace the system store), plus any extra PEM
+//! certificates a caller passes to [`upstream_client_trusting`]. The roots are read once per
+//! process.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Body;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
-/// A pooled HTTP/1.1 client that streams [`Body`] both ways.
-pub type UpstreamClient = Client<HttpConnector, Body>;
+/// A pooled HTTP/1.1 client (`http://` and `https://`) that streams [`Body`] both ways.
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
 
-/// Builds the upstream client: keep-alive pool, `TCP_NODELAY`, bounded connect time.
+/// Errors building a client with extra trusted certificates.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The PEM text held no certificate, or one that could not be parsed.
+    #[error("invalid PEM certificates: {0}")]
+    Pem(String),
+    /// A certificate was not accepted as a trust anchor.
+    #[error("certificate not usable as a trust anchor: {0}")]
+    Anchor(rustls::Error),
+}
+
+/// Builds the upstream client trusting the operating system's roots: keep-alive pool,
+/// `TCP_NODELAY`, bounded connect time.
 pub fn upstream_client() -> UpstreamClient {
+    build(Arc::clone(system_roots()))
+}
+
+/// Like [`upstream_client`], additionally trusting every certificate in `pem` (e.g. a private
+/// CA).
+pub fn upstream_client_trusting(pem: &[u8]) -> Result<UpstreamClient, TlsError> {
+    let mut roots = RootCertStore::clone(system_roots());
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Pem(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem("no CERTIFICATE block found".into()));
+    }
+    for cert in certs {
+        roots.add(cert).map_err(TlsError::Anchor)?;
+    }
+    Ok(build(Arc::new(roots)))
+}
+
+/// The operating system's trusted roots, read once; unreadable entries are logged and skipped.
+fn system_roots() -> &'static Arc<RootCertStore> {
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for error in &found.errors {
+            tracing::warn!(%error, "reading the system's trusted certificates");
+        }
+        let mut roots = RootCertStore::empty();
+        let (added, ignored) = roots.add_parsable_certificates(found.certs);
+        if ignored > 0 {
+            tracing::warn!(
+                ignored,
+                "system certificates that are not valid trust anchors"
+            );
+        }
+        tracing::debug!(added, "trusted root certificates loaded");
+        Arc::new(roots)
+    })
+}
+
+fn build(roots: Arc<RootCertStore>) -> UpstreamClient {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(60)));
-    connector.enforce_http(true);
+    connector.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
-        .build(connector)
+        .build(https)
 }

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 pub use tokio_util::sync::CancellationToken as Shutdown;
 
-pub use client::{UpstreamClient, upstream_client};
+pub use client::{TlsError, UpstreamClient, upstream_client, upstream_client_trusting};
 
 /// Errors binding or serving a listener.
 #[derive(Debug, thiserror::Error)]

@@ -146,6 +146,7 @@ async fn access(args: AccessArgs) -> anyhow::Result<()> {
     let proxy = bind(proxy_addr, "access proxy").await?;
     let api = bind(api_addr, "access API").await?;
     let access = portcullis_access::Access::new(config).await?;
+    access.watch_config(&args.config)?;
     serve_all(vec![
         (proxy, access.proxy_router(), "access proxy"),
         (api, access.api_router(), "access API"),

@@ -2,7 +2,13 @@
 //! the path percent-decoded and cleaned (no query), `<…>` delimits the pattern parts of a rule's
 //! `match.url` (everything outside is literal), and the pattern parts are either anchored
 //! regular expressions (`regexp`, with capture groups) or gobwas-style globs with `.` and `/`
-//! as separators (`glob`). Both compile once, at load, to one anchored [`regex::Regex`].
+//! as separators (`glob`). Both compile once, at load, to one anchored regular expression.
+//!
+//! Oathkeeper's `regexp` engine (dlclark/regexp2, .NET syntax) also accepts lookarounds and
+//! backreferences, which the linear-time `regex` crate rejects. A pattern `regex` cannot
+//! compile is therefore compiled with the backtracking `fancy-regex` instead; every other
+//! pattern (all globs included) keeps the fast engine. A fancy match that exceeds the
+//! engine's backtracking limit counts as no match (and is logged).
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -22,8 +28,17 @@ pub enum Strategy {
 #[derive(Debug, Clone)]
 pub struct Matcher {
     methods: Vec<String>,
-    pattern: Regex,
+    pattern: Pattern,
     captures: bool,
+}
+
+/// The compiled URL pattern, in the engine it needs.
+#[derive(Debug, Clone)]
+enum Pattern {
+    /// Linear-time matching, for everything `regex` can express.
+    Fast(Regex),
+    /// Backtracking, for regexps with lookarounds or backreferences.
+    Fancy(fancy_regex::Regex),
 }
 
 impl Matcher {
@@ -43,7 +58,15 @@ impl Matcher {
             }
         }
         re.push('$');
-        let pattern = Regex::new(&re).map_err(|e| format!("invalid match.url {url:?}: {e}"))?;
+        let pattern = match Regex::new(&re) {
+            Ok(fast) => Pattern::Fast(fast),
+            Err(e) if strategy == Strategy::Glob => {
+                return Err(format!("invalid match.url {url:?}: {e}"));
+            }
+            Err(_) => fancy_regex::Regex::new(&re)
+                .map(Pattern::Fancy)
+                .map_err(|e| format!("invalid match.url {url:?}: {e}"))?,
+        };
         Ok(Self {
             methods: methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
             pattern,
@@ -56,16 +79,29 @@ impl Matcher {
         if !self.methods.iter().any(|m| m.eq_ignore_ascii_case(method)) {
             return None;
         }
-        if !self.captures {
-            return self.pattern.is_match(url).then(Vec::new);
-        }
-        let caps = self.pattern.captures(url)?;
-        Some(
-            caps.iter()
+        let groups = |caps: Vec<Option<&str>>| {
+            caps.into_iter()
                 .skip(1)
-                .map(|c| c.map(|m| m.as_str().to_string()).unwrap_or_default())
-                .collect(),
-        )
+                .map(|c| c.unwrap_or_default().to_string())
+                .collect()
+        };
+        match &self.pattern {
+            Pattern::Fast(re) if !self.captures => re.is_match(url).then(Vec::new),
+            Pattern::Fast(re) => {
+                let caps = re.captures(url)?;
+                Some(groups(caps.iter().map(|m| m.map(|m| m.as_str())).collect()))
+            }
+            Pattern::Fancy(re) => match re.captures(url) {
+                Ok(caps) => {
+                    let caps = caps?;
+                    Some(groups(caps.iter().map(|m| m.map(|m| m.as_str())).collect()))
+                }
+                Err(error) => {
+                    tracing::warn!(%error, url, "match.url pattern gave up; treated as no match");
+                    None
+                }
+            },
+        }
     }
 }
 
@@ -316,6 +352,36 @@ mod tests {
         let m = Matcher::compile("http://h.com/x", &["GET".into()], Strategy::Regexp)
             .expect("compiles");
         assert!(m.matches("GET", "http://hxcom/x").is_none(), "literal dot");
+    }
+
+    #[test]
+    fn regexp_lookarounds_and_backreferences_work_as_in_oathkeeper() {
+        let m = Matcher::compile(
+            "http://h/<(?!admin/)[a-z]+>/<.*>",
+            &["GET".into()],
+            Strategy::Regexp,
+        )
+        .expect("negative lookahead compiles");
+        assert!(matches!(m.pattern, Pattern::Fancy(_)));
+        assert_eq!(
+            m.matches("GET", "http://h/users/1"),
+            Some(vec!["users".to_string(), "1".to_string()])
+        );
+        assert!(m.matches("GET", "http://h/admin/1").is_none());
+        // Each `<…>` is wrapped in a group (as Oathkeeper does), so the pattern's own first
+        // group is number 2; a named group avoids counting.
+        let m = Matcher::compile(
+            "http://h/<(?<c>[a-z])\\k<c>>",
+            &["GET".into()],
+            Strategy::Regexp,
+        )
+        .expect("backreference compiles");
+        assert!(m.matches("GET", "http://h/aa").is_some());
+        assert!(m.matches("GET", "http://h/ab").is_none());
+        // Plain patterns stay on the linear-time engine.
+        let m = Matcher::compile("http://h/<[a-z]+>", &["GET".into()], Strategy::Regexp)
+            .expect("compiles");
+        assert!(matches!(m.pattern, Pattern::Fast(_)));
     }
 
     #[test]

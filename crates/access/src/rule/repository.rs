@@ -1,5 +1,5 @@
 //! Where access rules come from: `file://` (absolute `file:///…` or relative `file://…`, as
-//! ory's urlx reads them), a bare path, `inline://<base64>` and `http://`. Each document is a
+//! ory's urlx reads them), a bare path, `inline://<base64>`, `http://` and `https://`. Each document is a
 //! JSON or YAML array of rules in Oathkeeper's format.
 
 use std::path::PathBuf;
@@ -72,7 +72,7 @@ async fn fetch(
             .map_err(|_| error(&origin, "decoded rules are not UTF-8".into()))?;
         return Ok((origin, text));
     }
-    if location.starts_with("http://") {
+    if location.starts_with("http://") || location.starts_with("https://") {
         let uri: http::Uri = location
             .parse()
             .map_err(|e| error(location, format!("invalid URL: {e}")))?;
@@ -100,7 +100,8 @@ async fn fetch(
         Some(path) => read_file(&path).await,
         None => Err(error(
             location,
-            "unsupported access rule repository (supported: file://, inline://, http://)".into(),
+            "unsupported access rule repository (supported: file://, inline://, http://, https://)"
+                .into(),
         )),
     }
 }

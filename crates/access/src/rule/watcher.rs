@@ -11,6 +11,9 @@
 //! only files whose text changed are re-parsed, so unrelated activity in the directory costs a
 //! read and nothing else. What happens to a bad edit is decided by
 //! [`crate::Access::reload_files`]: the last good rules stay in force.
+//!
+//! The config file (`oathkeeper.yml`) is watched the same way, by its own watcher; a change
+//! goes to [`crate::Access::reload_config_file`].
 
 use std::collections::{BTreeSet, HashSet};
 use std::ffi::OsString;
@@ -23,17 +26,27 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::repository;
-use crate::{Access, Inner};
+use crate::{Access, AccessConfig, Inner};
 
 /// How long the directory must be quiet before the files are re-read.
 const DEBOUNCE: Duration = Duration::from_millis(50);
 
-/// Starts watching the config's `file://` repositories; `None` when there are none. The
+/// What a change leads to.
+enum Target {
+    /// Re-read the `file://` rule repositories.
+    Rules,
+    /// Re-load the config file at this path.
+    Config(PathBuf),
+}
+
+/// Starts watching `config`'s `file://` repositories; `None` when there are none. The
 /// returned watcher must be kept alive (it is stored in [`Inner`]); dropping it ends the
 /// reload task.
-pub(crate) fn start(access: &Access) -> Result<Option<RecommendedWatcher>, notify::Error> {
-    let files: Vec<PathBuf> = access
-        .config()
+pub(crate) fn start(
+    access: &Access,
+    config: &AccessConfig,
+) -> Result<Option<RecommendedWatcher>, notify::Error> {
+    let files: Vec<PathBuf> = config
         .repositories
         .iter()
         .filter_map(|l| repository::file_path(l))
@@ -41,6 +54,26 @@ pub(crate) fn start(access: &Access) -> Result<Option<RecommendedWatcher>, notif
     if files.is_empty() {
         return Ok(None);
     }
+    watch(access, &files, Target::Rules).map(Some)
+}
+
+/// Starts watching the config file at `path`.
+pub(crate) fn start_config(
+    access: &Access,
+    path: PathBuf,
+) -> Result<RecommendedWatcher, notify::Error> {
+    watch(
+        access,
+        std::slice::from_ref(&path),
+        Target::Config(path.clone()),
+    )
+}
+
+fn watch(
+    access: &Access,
+    files: &[PathBuf],
+    target: Target,
+) -> Result<RecommendedWatcher, notify::Error> {
     let names: HashSet<OsString> = files
         .iter()
         .filter_map(|p| p.file_name().map(ToOwned::to_owned))
@@ -60,7 +93,7 @@ pub(crate) fn start(access: &Access) -> Result<Option<RecommendedWatcher>, notif
                     })
             }
             Err(e) => {
-                tracing::warn!(error = %e, "watching access rule files; re-reading them");
+                tracing::warn!(error = %e, "watching access files; re-reading them");
                 true
             }
         };
@@ -79,14 +112,21 @@ pub(crate) fn start(access: &Access) -> Result<Option<RecommendedWatcher>, notif
     for dir in &dirs {
         watcher.watch(dir, RecursiveMode::NonRecursive)?;
     }
-    tracing::info!(directories = ?dirs, "watching access rule files for changes");
-    tokio::spawn(run(Arc::downgrade(&access.inner), rx));
-    Ok(Some(watcher))
+    match &target {
+        Target::Rules => {
+            tracing::info!(directories = ?dirs, "watching access rule files for changes");
+        }
+        Target::Config(path) => {
+            tracing::info!(config = %path.display(), "watching the access config file for changes");
+        }
+    }
+    tokio::spawn(run(Arc::downgrade(&access.inner), rx, target));
+    Ok(watcher)
 }
 
-/// Waits for changes and reloads; ends when the access proxy (and with it the watcher and
-/// the channel's sender) is dropped.
-async fn run(access: Weak<Inner>, mut changes: mpsc::UnboundedReceiver<()>) {
+/// Waits for changes and reloads; ends when the watcher (and with it the channel's sender)
+/// is dropped, or the access proxy is.
+async fn run(access: Weak<Inner>, mut changes: mpsc::UnboundedReceiver<()>, target: Target) {
     while changes.recv().await.is_some() {
         loop {
             match tokio::time::timeout(DEBOUNCE, changes.recv()).await {
@@ -98,6 +138,10 @@ async fn run(access: Weak<Inner>, mut changes: mpsc::UnboundedReceiver<()>) {
         let Some(inner) = access.upgrade() else {
             return;
         };
-        Access { inner }.reload_files().await;
+        let access = Access { inner };
+        match &target {
+            Target::Rules => access.reload_files().await,
+            Target::Config(path) => access.reload_config_file(path).await,
+        }
     }
 }

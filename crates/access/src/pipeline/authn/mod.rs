@@ -10,6 +10,7 @@ pub mod oauth2;
 pub mod oauth2_client_credentials;
 pub mod oauth2_introspection;
 pub mod scope_strategy;
+mod session_check;
 pub mod token_from;
 pub mod unauthorized;
 
