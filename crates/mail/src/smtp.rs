@@ -11,8 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_http::Shutdown;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader,
+};
+use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
 use crate::message::{Envelope, Message};
@@ -77,6 +79,27 @@ pub(crate) async fn serve(
     sessions.wait().await;
 }
 
+/// One session on an accepted connection of any kind.
+pub(crate) async fn session<S>(
+    stream: S,
+    peer: SocketAddr,
+    shutdown: Shutdown,
+    mailbox: Arc<Mailbox>,
+    settings: Arc<SmtpSettings>,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin,
+{
+    let session = Session {
+        peer,
+        helo: None,
+        mail_from: None,
+        rcpt_to: Vec::new(),
+        mailbox,
+        settings,
+    };
+    session.run(stream, shutdown).await;
+}
+
 enum Input {
     Line,
     TooLong,
@@ -105,8 +128,11 @@ struct Session {
 }
 
 impl Session {
-    async fn run(mut self, stream: TcpStream, shutdown: Shutdown) {
-        let (read, mut write) = stream.into_split();
+    async fn run<S>(mut self, stream: S, shutdown: Shutdown)
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin,
+    {
+        let (read, mut write) = tokio::io::split(stream);
         let mut reader = BufReader::new(read);
         let greeting = format!(
             "220 {} ESMTP Portcullis mail catcher ready\r\n",

@@ -16,6 +16,14 @@ pub enum TemplateType {
     VerificationCodeValid,
     /// Someone asked to verify an address no account has.
     VerificationCodeInvalid,
+    /// A recovery link for a known address (the `link` method).
+    RecoveryValid,
+    /// Recovery by link asked for an address no account has.
+    RecoveryInvalid,
+    /// A verification link for a known address (the `link` method).
+    VerificationValid,
+    /// Verification by link asked for an address no account has.
+    VerificationInvalid,
 }
 
 impl TemplateType {
@@ -26,6 +34,10 @@ impl TemplateType {
             TemplateType::RecoveryCodeInvalid => "recovery_code_invalid",
             TemplateType::VerificationCodeValid => "verification_code_valid",
             TemplateType::VerificationCodeInvalid => "verification_code_invalid",
+            TemplateType::RecoveryValid => "recovery_valid",
+            TemplateType::RecoveryInvalid => "recovery_invalid",
+            TemplateType::VerificationValid => "verification_valid",
+            TemplateType::VerificationInvalid => "verification_invalid",
         }
     }
 }
@@ -86,5 +98,44 @@ pub fn verification_code_invalid() -> Rendered {
                account for this address.\n\nIf this was you, check if you signed up using a \
                different address.\n\nIf this was not you, please ignore this email.\n"
             .into(),
+    }
+}
+
+/// The recovery link e-mail (`recovery_valid`).
+pub fn recovery_valid(url: &str) -> Rendered {
+    Rendered {
+        template_type: TemplateType::RecoveryValid,
+        subject: "Recover access to your account".into(),
+        body: format!(
+            "Hi,\n\nplease recover access to your account by clicking the following link:\n\n{url}\n"
+        ),
+    }
+}
+
+/// Recovery by link for an unknown address (`recovery_invalid`): the same notice as the
+/// code method's.
+pub fn recovery_invalid() -> Rendered {
+    Rendered {
+        template_type: TemplateType::RecoveryInvalid,
+        ..recovery_code_invalid()
+    }
+}
+
+/// The verification link e-mail (`verification_valid`).
+pub fn verification_valid(url: &str) -> Rendered {
+    Rendered {
+        template_type: TemplateType::VerificationValid,
+        subject: "Please verify your email address".into(),
+        body: format!(
+            "Hi,\n\nplease verify your account by clicking the following link:\n\n{url}\n"
+        ),
+    }
+}
+
+/// Verification by link for an unknown address (`verification_invalid`).
+pub fn verification_invalid() -> Rendered {
+    Rendered {
+        template_type: TemplateType::VerificationInvalid,
+        ..verification_code_invalid()
     }
 }
