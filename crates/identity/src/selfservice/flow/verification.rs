@@ -345,7 +345,7 @@ async fn send_code(reg: &Registry, flow: &Flow, address: &str) -> Result<(), Sto
 /// that says so.
 pub(crate) async fn open_link(reg: &Registry, ctx: &Ctx, kind: Kind) -> Response {
     let recovery = kind == Kind::Recovery;
-    let flow = match super::load(reg, ctx, kind, "flow").await {
+    let mut flow = match super::load(reg, ctx, kind, "flow").await {
         Ok(f) => f,
         Err(e) => return super::unrecoverable(reg, ctx, e).await,
     };
@@ -366,6 +366,7 @@ pub(crate) async fn open_link(reg: &Registry, ctx: &Ctx, kind: Kind) -> Response
     let token = ctx.query("token").unwrap_or_default();
     match link::redeem(reg, flow.id, &token).await {
         Ok(Redeemed::Valid(identity_id, address)) => {
+            flow.ui.reset_messages();
             if recovery {
                 super::recovery::succeed(reg, ctx, flow, identity_id, &address, "link_recovery")
                     .await
