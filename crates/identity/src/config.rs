@@ -572,7 +572,11 @@ impl IdentityConfig {
         let login_hooks = after_hooks(
             "login",
             &ss.flows.login.after,
-            &["revoke_active_sessions", "require_verified_address", "web_hook"],
+            &[
+                "revoke_active_sessions",
+                "require_verified_address",
+                "web_hook",
+            ],
         );
         let registration_session_hook = registration_hooks.iter().any(|h| h == "session");
 

@@ -117,7 +117,10 @@ async fn browser_recovery_by_link(db: TestDb) {
     assert_eq!(sent["state"], "sent_email");
     assert_eq!(sent["active"], "link");
     assert_eq!(form_message_ids(&sent), [1060002]);
-    assert_eq!(node(&sent, "email")["attributes"]["value"], "rita@example.com");
+    assert_eq!(
+        node(&sent, "email")["attributes"]["value"],
+        "rita@example.com"
+    );
 
     let mail = s.mail_to("rita@example.com", "recover access").await;
     assert!(
@@ -351,7 +354,9 @@ async fn verification_by_link(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let mail = s.mail_to("vic@example.com", flow["id"].as_str().unwrap()).await;
+    let mail = s
+        .mail_to("vic@example.com", flow["id"].as_str().unwrap())
+        .await;
     let link = link_in(&s, &mail, "/self-service/verification");
     let res = api.get(&link).send().await.unwrap();
     assert_eq!(res.status(), 200);

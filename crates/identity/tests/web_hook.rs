@@ -175,7 +175,10 @@ async fn registration_web_hooks(db: TestDb) {
     assert_schema("registrationFlow", &body);
     let email = node(&body, "traits.email");
     assert_eq!(email["messages"][0]["id"], 10001);
-    assert_eq!(email["messages"][0]["text"], "This e-mail domain is not allowed.");
+    assert_eq!(
+        email["messages"][0]["text"],
+        "This e-mail domain is not allowed."
+    );
     assert_eq!(email["messages"][0]["context"]["domain"], "blocked.example");
     assert_eq!(body["ui"]["messages"][0]["id"], 10002);
     let check = requests(&log, "/check");
@@ -249,8 +252,10 @@ async fn login_web_hooks(db: TestDb) {
     assert!(requests(&log, "/login-before").is_empty());
     let res = api
         .post(flow["ui"]["action"].as_str().unwrap())
-        .json(&json!({"method": "password", "identifier": "bob@example.com",
-            "password": "correct horse battery staple"}))
+        .json(
+            &json!({"method": "password", "identifier": "bob@example.com",
+            "password": "correct horse battery staple"}),
+        )
         .send()
         .await
         .unwrap();

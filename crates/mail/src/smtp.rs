@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_http::Shutdown;
-use tokio::io::{
-    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader,
-};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 

@@ -162,10 +162,7 @@ async fn succeed(
     {
         return response;
     }
-    let identity_json = identity.to_json(
-        &reg.config.public_base_url,
-        crate::identity::View::Admin,
-    );
+    let identity_json = identity.to_json(&reg.config.public_base_url, crate::identity::View::Admin);
     let issued = match reg.issue_session(identity, "password", ctx).await {
         Ok(i) => i,
         Err(e) => return ApiError::from(e).into_response(),
@@ -175,7 +172,14 @@ async fn succeed(
         let session_json = issued
             .session
             .to_json(&reg.config.public_base_url, reg.now());
-        let ran = hook::after(reg, ctx, &flow, hooks, Some(identity_json), Some(session_json));
+        let ran = hook::after(
+            reg,
+            ctx,
+            &flow,
+            hooks,
+            Some(identity_json),
+            Some(session_json),
+        );
         if let Err(e) = ran.await {
             // The hook refused the login: the session just issued never reaches the client.
             if let Err(e) = reg.store.revoke_session(issued.session.id).await {

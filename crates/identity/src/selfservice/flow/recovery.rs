@@ -142,10 +142,7 @@ pub(crate) async fn succeed(
         Ok(None) => return ApiError::not_found("The identity could not be found.").into_response(),
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let issued = match reg
-        .issue_session(identity.clone(), method, ctx)
-        .await
-    {
+    let issued = match reg.issue_session(identity.clone(), method, ctx).await {
         Ok(i) => i,
         Err(e) => return ApiError::from(e).into_response(),
     };
@@ -184,9 +181,7 @@ pub(crate) async fn succeed(
     let hooks = &reg.config.web_hooks.recovery_after;
     if !hooks.is_empty() {
         let identity_json = identity.to_json(&reg.config.public_base_url, View::Admin);
-        let session_json = issued
-            .session
-            .to_json(&reg.config.public_base_url, now);
+        let session_json = issued.session.to_json(&reg.config.public_base_url, now);
         let ran = hook::after_completed(
             reg,
             ctx,

@@ -241,10 +241,9 @@ async fn succeed(reg: &Registry, ctx: &Ctx, mut flow: Flow, identity: Identity) 
         .iter()
         .filter(|h| !h.interrupts())
         .collect();
-    let session_json = issued.as_ref().map(|i| {
-        i.session
-            .to_json(&reg.config.public_base_url, reg.now())
-    });
+    let session_json = issued
+        .as_ref()
+        .map(|i| i.session.to_json(&reg.config.public_base_url, reg.now()));
     if let Err(e) = hook::after(
         reg,
         ctx,

@@ -412,8 +412,7 @@ async fn succeed(
     tracing::info!(identity = %identity.id, method, "settings updated");
     let identity_json = identity.to_json(&reg.config.public_base_url, View::Admin);
     let hooks = &reg.config.web_hooks.settings_after;
-    if let Err(e) = hook::after_completed(reg, ctx, &flow, hooks, Some(identity_json), None).await
-    {
+    if let Err(e) = hook::after_completed(reg, ctx, &flow, hooks, Some(identity_json), None).await {
         return super::unrecoverable(reg, ctx, e).await;
     }
     flow.state = "success".into();

@@ -16,8 +16,8 @@ use crate::driver::{Registry, see_other, with_cookies};
 use crate::error::ApiError;
 use crate::identity::View;
 use crate::persistence::{FlowStore, IdentityStore, StoreError};
-use crate::selfservice::hook;
 use crate::schema::normalize_identifier;
+use crate::selfservice::hook;
 use crate::selfservice::strategy::code::{self, CodeStore};
 use crate::selfservice::strategy::link::{self, Redeemed};
 use crate::text;
@@ -155,7 +155,8 @@ pub(crate) async fn submit_code_flow(
         return match redeem(reg, &flow, submitted_code).await {
             Ok(Some((identity_id, address))) => {
                 if recovery {
-                    super::recovery::succeed(reg, ctx, flow, identity_id, &address, "code_recovery").await
+                    super::recovery::succeed(reg, ctx, flow, identity_id, &address, "code_recovery")
+                        .await
                 } else {
                     verified(reg, ctx, flow, identity_id, &address).await
                 }

@@ -27,7 +27,12 @@ impl<'p> Callbacks<'p> for NoImports {
         Err(ImportError)
     }
 
-    fn import_str(&mut self, _: &mut Program<'p>, _: SpanId, _: &str) -> Result<String, ImportError> {
+    fn import_str(
+        &mut self,
+        _: &mut Program<'p>,
+        _: SpanId,
+        _: &str,
+    ) -> Result<String, ImportError> {
         Err(ImportError)
     }
 
@@ -109,7 +114,10 @@ mod tests {
             ),
             Ok(json!({"email": "a@b.c", "sum": 3}))
         );
-        assert_eq!(render("{ constant: true }", &ctx), Ok(json!({"constant": true})));
+        assert_eq!(
+            render("{ constant: true }", &ctx),
+            Ok(json!({"constant": true}))
+        );
         assert_eq!(
             render("function(ctx) error 'cancel'", &ctx),
             Err("cancel".to_string())
@@ -118,6 +126,9 @@ mod tests {
         assert!(render("function(ctx) {", &ctx).is_err());
         // Strings from the context stay data, whatever they contain.
         let tricky = json!({"s": "\"}; error 'x' //\n\\u0041 ||| é"});
-        assert_eq!(render("function(ctx) ctx.s", &tricky), Ok(tricky["s"].clone()));
+        assert_eq!(
+            render("function(ctx) ctx.s", &tricky),
+            Ok(tricky["s"].clone())
+        );
     }
 }

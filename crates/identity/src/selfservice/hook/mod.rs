@@ -115,10 +115,10 @@ pub(crate) async fn after_completed(
 ) -> Result<(), ApiError> {
     match after(reg, ctx, flow, hooks, identity, session).await {
         Ok(()) => Ok(()),
-        Err(HookError::Interrupted(_)) => Err(ApiError::new(
-            http::StatusCode::INTERNAL_SERVER_ERROR,
-        )
-        .reason("A web hook interrupted the flow after it had completed.")),
+        Err(HookError::Interrupted(_)) => {
+            Err(ApiError::new(http::StatusCode::INTERNAL_SERVER_ERROR)
+                .reason("A web hook interrupted the flow after it had completed."))
+        }
         Err(HookError::Failed(reason)) => {
             Err(ApiError::new(http::StatusCode::INTERNAL_SERVER_ERROR).reason(reason))
         }
@@ -166,15 +166,15 @@ pub(crate) fn apply(flow: &mut Flow, error: HookError) -> Result<(), ApiError> {
                     }
                 }
             }
-            if flow.ui.messages.is_empty() && flow.ui.nodes.iter().all(|n| n.messages.is_empty())
-            {
-                flow.ui.messages.push(text::validation_generic(
-                    "A web hook interrupted the flow.",
-                ));
+            if flow.ui.messages.is_empty() && flow.ui.nodes.iter().all(|n| n.messages.is_empty()) {
+                flow.ui
+                    .messages
+                    .push(text::validation_generic("A web hook interrupted the flow."));
             }
             Ok(())
         }
-        HookError::Failed(reason) => Err(ApiError::new(http::StatusCode::INTERNAL_SERVER_ERROR)
-            .reason(reason)),
+        HookError::Failed(reason) => {
+            Err(ApiError::new(http::StatusCode::INTERNAL_SERVER_ERROR).reason(reason))
+        }
     }
 }

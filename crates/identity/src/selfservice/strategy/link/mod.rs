@@ -152,13 +152,11 @@ pub(crate) async fn issue(
         .base_url
         .as_ref()
         .unwrap_or(&reg.config.public_base_url);
-    let mut url = match url::Url::parse(&join_url(
-        base,
-        &format!("/self-service/{}", kind.as_str()),
-    )) {
-        Ok(u) => u,
-        Err(_) => return Err(StoreError::Corrupt("link base URL")),
-    };
+    let mut url =
+        match url::Url::parse(&join_url(base, &format!("/self-service/{}", kind.as_str()))) {
+            Ok(u) => u,
+            Err(_) => return Err(StoreError::Corrupt("link base URL")),
+        };
     url.query_pairs_mut()
         .append_pair("flow", &flow_id.to_string())
         .append_pair("token", &token);
