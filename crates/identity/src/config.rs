@@ -18,6 +18,7 @@ use crate::api::cors::Cors;
 use crate::cookie::{CookieOptions, SameSite};
 use crate::courier::CourierConfig;
 use crate::courier::smtp::SmtpConfig;
+use crate::courier::template::Overrides;
 use crate::error::IdentityError;
 use crate::hash::{Algorithm, Argon2Config, parse_byte_size_kib};
 use crate::schema::{IdentitySchema, SchemaError};
@@ -159,6 +160,8 @@ struct Raw {
 #[serde(default)]
 struct RawCourier {
     smtp: RawSmtp,
+    templates: Value,
+    template_override_path: Option<String>,
     message_retries: Option<u32>,
     worker: RawWorker,
 }
@@ -640,7 +643,7 @@ impl IdentityConfig {
         let schemas = load_schemas(&raw.identity, &doc, base_dir)?;
         let web_hooks = WebHooks::compile(&doc.value, base_dir)
             .map_err(|(pointer, e)| IdentityError::from(doc.error_at(&pointer, e.to_string())))?;
-        let courier = courier_config(&raw.courier, &doc)?;
+        let courier = courier_config(&raw.courier, &doc, base_dir)?;
 
         Ok(Self {
             origin: doc.origin().to_string(),
@@ -872,7 +875,11 @@ fn normalize_dsn(dsn: &str) -> String {
     }
 }
 
-fn courier_config(c: &RawCourier, doc: &Document) -> Result<CourierConfig, IdentityError> {
+fn courier_config(
+    c: &RawCourier,
+    doc: &Document,
+    base_dir: &Path,
+) -> Result<CourierConfig, IdentityError> {
     let smtp = c
         .smtp
         .connection_uri
@@ -892,6 +899,28 @@ fn courier_config(c: &RawCourier, doc: &Document) -> Result<CourierConfig, Ident
             .map_err(|e| doc.error_at("/courier/smtp/connection_uri", e.to_string()))
         })
         .transpose()?;
+    let override_path = c
+        .template_override_path
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let p = Path::new(p.strip_prefix("file://").unwrap_or(p));
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base_dir.join(p)
+            }
+        });
+    let overrides = Overrides::compile(&c.templates, override_path.as_deref(), base_dir).map_err(
+        |(at, e)| {
+            let pointer = if at.starts_with('/') {
+                format!("/courier/templates{at}")
+            } else {
+                "/courier/template_override_path".to_string()
+            };
+            IdentityError::from(doc.error_at(&pointer, format!("{at}: {e}")))
+        },
+    )?;
     let pull_wait = parse_duration(c.worker.pull_wait.as_deref().unwrap_or("1s"))
         .and_then(|d| std::time::Duration::try_from(d).ok())
         .filter(|d| !d.is_zero())
@@ -904,6 +933,7 @@ fn courier_config(c: &RawCourier, doc: &Document) -> Result<CourierConfig, Ident
         pull_count: c.worker.pull_count.unwrap_or(10).max(1),
         pull_wait,
         retry_backoff: std::time::Duration::from_secs(1),
+        overrides,
     })
 }
 

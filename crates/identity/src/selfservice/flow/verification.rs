@@ -293,7 +293,7 @@ async fn send_code(reg: &Registry, flow: &Flow, address: &str) -> Result<(), Sto
             } else {
                 template::verification_valid(url.expose())
             };
-            enqueue_email(reg, address, rendered).await?;
+            enqueue_email(reg, address, rendered, Some(identity_id)).await?;
         }
         None if use_link && config.notify_unknown_recipients => {
             let rendered = if recovery {
@@ -301,7 +301,7 @@ async fn send_code(reg: &Registry, flow: &Flow, address: &str) -> Result<(), Sto
             } else {
                 template::verification_invalid()
             };
-            enqueue_email(reg, address, rendered).await?;
+            enqueue_email(reg, address, rendered, None).await?;
         }
         Some(identity_id) => {
             let (code, _) = code::issue(
@@ -324,7 +324,7 @@ async fn send_code(reg: &Registry, flow: &Flow, address: &str) -> Result<(), Sto
                 );
                 template::verification_code_valid(code.expose(), &link)
             };
-            enqueue_email(reg, address, rendered).await?;
+            enqueue_email(reg, address, rendered, Some(identity_id)).await?;
         }
         None if config.notify_unknown_recipients => {
             let rendered = if recovery {
@@ -332,7 +332,7 @@ async fn send_code(reg: &Registry, flow: &Flow, address: &str) -> Result<(), Sto
             } else {
                 template::verification_code_invalid()
             };
-            enqueue_email(reg, address, rendered).await?;
+            enqueue_email(reg, address, rendered, None).await?;
         }
         None => {
             tracing::debug!(flow = %flow.id, "code requested for an unknown address; nothing sent");
