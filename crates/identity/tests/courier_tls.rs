@@ -1,7 +1,7 @@
 //! The courier over TLS: `smtps://` (implicit TLS) to a real SMTP server behind rustls with a
 //! self-signed certificate, delivered with `?skip_ssl_verify=true` and refused without it
-//! (the message stays queued, the dispatch says why); `smtp://` requires STARTTLS unless
-//! `?disable_starttls=true`. On SQLite and PostgreSQL.
+//! (the message stays queued, the dispatch says why); `smtp://` upgrades with STARTTLS and
+//! refuses a server that does not offer it. On SQLite and PostgreSQL.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod common;
@@ -18,8 +18,9 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
-/// An SMTP server speaking implicit TLS with a fresh self-signed certificate for
-/// `localhost`/`127.0.0.1`, delivering into its own mail catcher.
+/// An SMTP server with a fresh self-signed certificate for `localhost`/`127.0.0.1`,
+/// delivering into its own mail catcher: implicit TLS, or (`starttls`) a cleartext greeting
+/// that offers `STARTTLS` and upgrades when asked.
 struct TlsSmtp {
     addr: SocketAddr,
     catcher: MailCatcher,
@@ -32,7 +33,7 @@ impl Drop for TlsSmtp {
     }
 }
 
-async fn tls_smtp() -> TlsSmtp {
+async fn tls_smtp(starttls: bool) -> TlsSmtp {
     let cert =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
@@ -57,6 +58,15 @@ async fn tls_smtp() -> TlsSmtp {
             };
             let (acceptor, c, stop) = (acceptor.clone(), c.clone(), stop.clone());
             tokio::spawn(async move {
+                if starttls {
+                    let Some(tcp) = starttls_preamble(tcp).await else {
+                        return;
+                    };
+                    if let Ok(tls) = acceptor.accept(tcp).await {
+                        c.smtp_session_after_starttls(tls, peer, stop).await;
+                    }
+                    return;
+                }
                 // A client that refuses the certificate ends the handshake here.
                 if let Ok(tls) = acceptor.accept(tcp).await {
                     c.smtp_session(tls, peer, stop).await;
@@ -68,6 +78,37 @@ async fn tls_smtp() -> TlsSmtp {
         addr,
         catcher,
         shutdown,
+    }
+}
+
+/// The cleartext part of an RFC 3207 session: greeting, `EHLO` offering `STARTTLS`, and the
+/// go-ahead; `None` if the client leaves instead.
+async fn starttls_preamble(tcp: tokio::net::TcpStream) -> Option<tokio::net::TcpStream> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut conn = BufReader::new(tcp);
+    conn.get_mut()
+        .write_all(b"220 localhost ESMTP test\r\n")
+        .await
+        .ok()?;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if conn.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
+        let verb = line.trim().to_ascii_uppercase();
+        let reply: &[u8] = if verb.starts_with("EHLO") {
+            b"250-localhost\r\n250 STARTTLS\r\n"
+        } else if verb == "STARTTLS" {
+            b"220 Ready to start TLS\r\n"
+        } else {
+            b"530 Must issue a STARTTLS command first\r\n"
+        };
+        conn.get_mut().write_all(reply).await.ok()?;
+        if verb == "STARTTLS" {
+            // The client waits for the go-ahead, so nothing is left buffered.
+            return Some(conn.into_inner());
+        }
     }
 }
 
@@ -136,7 +177,7 @@ async fn first_dispatch(s: &Server, id: &str) -> Value {
 }
 
 async fn smtps_with_skip_ssl_verify_delivers(db: TestDb) {
-    let smtp = tls_smtp().await;
+    let smtp = tls_smtp(false).await;
     let uri = format!("smtps://{}/?skip_ssl_verify=true", smtp.addr);
     let (s, id) = queue_mail(db, uri, "tess@example.com").await;
     let filter = Filter {
@@ -157,7 +198,7 @@ async fn smtps_with_skip_ssl_verify_delivers(db: TestDb) {
 on_both!(smtps_with_skip_ssl_verify_delivers);
 
 async fn smtps_refuses_an_untrusted_certificate(db: TestDb) {
-    let smtp = tls_smtp().await;
+    let smtp = tls_smtp(false).await;
     let uri = format!("smtps://{}/", smtp.addr);
     let (s, id) = queue_mail(db, uri, "una@example.com").await;
     let m = first_dispatch(&s, &id).await;
@@ -174,7 +215,7 @@ async fn smtps_refuses_an_untrusted_certificate(db: TestDb) {
 }
 on_both!(smtps_refuses_an_untrusted_certificate);
 
-async fn smtp_requires_starttls_unless_disabled(db: TestDb) {
+async fn smtp_refuses_a_server_without_starttls(db: TestDb) {
     // The plain mail catcher offers no STARTTLS: smtp:// without disable_starttls refuses it.
     let catcher = MailCatcher::new(10);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -190,4 +231,24 @@ async fn smtp_requires_starttls_unless_disabled(db: TestDb) {
     assert!(catcher.mailbox().list(&Filter::default()).is_empty());
     shutdown.cancel();
 }
-on_both!(smtp_requires_starttls_unless_disabled);
+on_both!(smtp_refuses_a_server_without_starttls);
+
+async fn smtp_upgrades_with_starttls(db: TestDb) {
+    let smtp = tls_smtp(true).await;
+    let uri = format!("smtp://{}/?skip_ssl_verify=true", smtp.addr);
+    let (s, id) = queue_mail(db, uri, "sam@example.com").await;
+    let filter = Filter {
+        to: Some("sam@example.com".into()),
+        query: Some("verify".into()),
+    };
+    let mail = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        smtp.catcher.mailbox().wait_for(&filter),
+    )
+    .await
+    .expect("mail arrives after STARTTLS");
+    assert_eq!(mail.subject, "Please verify your email address");
+    let m = first_dispatch(&s, &id).await;
+    assert_eq!(m["status"], "sent");
+}
+on_both!(smtp_upgrades_with_starttls);

@@ -95,6 +95,29 @@ impl MailCatcher {
             shutdown,
             self.mailbox.clone(),
             self.smtp.clone(),
+            true,
+        )
+    }
+
+    /// Like [`MailCatcher::smtp_session`], for a connection whose client already saw the
+    /// greeting and has just upgraded it with `STARTTLS`: the session starts by waiting for
+    /// `EHLO`, as RFC 3207 asks, instead of greeting again.
+    pub fn smtp_session_after_starttls<S>(
+        &self,
+        stream: S,
+        peer: std::net::SocketAddr,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = ()> + Send + 'static
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        smtp::session(
+            stream,
+            peer,
+            shutdown,
+            self.mailbox.clone(),
+            self.smtp.clone(),
+            false,
         )
     }
 

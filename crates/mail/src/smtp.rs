@@ -64,7 +64,7 @@ pub(crate) async fn serve(
                     mailbox: mailbox.clone(),
                     settings: settings.clone(),
                 };
-                sessions.spawn(session.run(stream, shutdown.clone()));
+                sessions.spawn(session.run(stream, shutdown.clone(), true));
             }
             Err(error) => {
                 // Typically out of file descriptors: back off instead of spinning.
@@ -77,13 +77,14 @@ pub(crate) async fn serve(
     sessions.wait().await;
 }
 
-/// One session on an accepted connection of any kind.
+/// One session on an accepted connection of any kind; `greet` is false after STARTTLS.
 pub(crate) async fn session<S>(
     stream: S,
     peer: SocketAddr,
     shutdown: Shutdown,
     mailbox: Arc<Mailbox>,
     settings: Arc<SmtpSettings>,
+    greet: bool,
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin,
 {
@@ -95,7 +96,7 @@ pub(crate) async fn session<S>(
         mailbox,
         settings,
     };
-    session.run(stream, shutdown).await;
+    session.run(stream, shutdown, greet).await;
 }
 
 enum Input {
@@ -126,7 +127,7 @@ struct Session {
 }
 
 impl Session {
-    async fn run<S>(mut self, stream: S, shutdown: Shutdown)
+    async fn run<S>(mut self, stream: S, shutdown: Shutdown, greet: bool)
     where
         S: AsyncRead + AsyncWrite + Send + Unpin,
     {
@@ -136,7 +137,7 @@ impl Session {
             "220 {} ESMTP Portcullis mail catcher ready\r\n",
             self.settings.hostname
         );
-        if send(&mut write, &greeting).await.is_err() {
+        if greet && send(&mut write, &greeting).await.is_err() {
             return;
         }
         let mut line = Vec::new();
