@@ -18,9 +18,11 @@ use crate::api::cors::Cors;
 use crate::cookie::{CookieOptions, SameSite};
 use crate::courier::CourierConfig;
 use crate::courier::smtp::SmtpConfig;
+use crate::courier::template::Overrides;
 use crate::error::IdentityError;
 use crate::hash::{Algorithm, Argon2Config, parse_byte_size_kib};
 use crate::schema::{IdentitySchema, SchemaError};
+use crate::selfservice::hook::WebHooks;
 use crate::selfservice::strategy::password::breach::{BreachConfig, OfflineList};
 use crate::selfservice::strategy::password::throttle::BruteForceConfig;
 use crate::selfservice::strategy::password::validator::PasswordPolicy;
@@ -80,6 +82,17 @@ pub struct IdentityConfig {
     pub(crate) code: CodeConfig,
     pub(crate) breach: BreachConfig,
     pub(crate) brute_force: BruteForceConfig,
+    pub(crate) link: LinkConfig,
+    pub(crate) web_hooks: Arc<WebHooks>,
+}
+
+/// `selfservice.methods.link`.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkConfig {
+    pub enabled: bool,
+    pub lifespan: time::Duration,
+    /// `config.base_url`: where e-mailed links point (default `serve.public.base_url`).
+    pub base_url: Option<Url>,
 }
 
 /// `selfservice.methods.code`.
@@ -99,6 +112,8 @@ pub(crate) struct FlowConfig {
     pub after_return_url: Option<Url>,
     /// `notify_unknown_recipients` (verification and recovery).
     pub notify_unknown_recipients: bool,
+    /// `use: link` (verification and recovery) with the link method enabled.
+    pub use_link: bool,
 }
 
 /// The identity schemas, compiled.
@@ -149,6 +164,8 @@ struct Raw {
 #[serde(default)]
 struct RawCourier {
     smtp: RawSmtp,
+    templates: Value,
+    template_override_path: Option<String>,
     message_retries: Option<u32>,
     worker: RawWorker,
 }
@@ -212,6 +229,21 @@ struct RawSelfservice {
 struct RawMethods {
     password: RawPasswordMethod,
     code: RawCodeMethod,
+    link: RawLinkMethod,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawLinkMethod {
+    enabled: Option<bool>,
+    config: RawLinkConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawLinkConfig {
+    lifespan: Option<String>,
+    base_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -500,10 +532,12 @@ impl IdentityConfig {
             let after_return_url = after
                 .map(|u| url_at(&format!("{pointer}/after/default_browser_return_url"), u))
                 .transpose()?;
-            if f.method.as_deref().is_some_and(|m| m != "code") {
+            let link_enabled = ss.methods.link.enabled.unwrap_or(false);
+            let use_link = f.method.as_deref() == Some("link");
+            if use_link && !link_enabled {
                 tracing::warn!(
                     flow = name,
-                    "selfservice.flows.{name}.use = link is not supported yet; the code method is used"
+                    "selfservice.flows.{name}.use is link but selfservice.methods.link.enabled is false; the code method is used"
                 );
             }
             Ok(FlowConfig {
@@ -511,6 +545,7 @@ impl IdentityConfig {
                 lifespan,
                 after_return_url,
                 notify_unknown_recipients: f.notify_unknown_recipients.unwrap_or(false),
+                use_link: use_link && link_enabled,
             })
         };
         let login = flow("login", &ss.flows.login)?;
@@ -543,6 +578,24 @@ impl IdentityConfig {
                 })?,
             max_submissions: code_method.config.max_submissions.unwrap_or(5).max(1),
         };
+        let link_method = &ss.methods.link;
+        let link = LinkConfig {
+            enabled: link_method.enabled.unwrap_or(false),
+            lifespan: parse_duration(link_method.config.lifespan.as_deref().unwrap_or("1h"))
+                .ok_or_else(|| {
+                    IdentityError::from(doc.error_at(
+                        "/selfservice/methods/link/config/lifespan",
+                        "invalid duration",
+                    ))
+                })?,
+            base_url: link_method
+                .config
+                .base_url
+                .as_deref()
+                .filter(|u| !u.is_empty())
+                .map(|u| url_at("/selfservice/methods/link/config/base_url", u))
+                .transpose()?,
+        };
         let error_ui_url = url_at(
             "/selfservice/flows/error/ui_url",
             ss.flows
@@ -567,12 +620,16 @@ impl IdentityConfig {
         let registration_hooks = after_hooks(
             "registration",
             &ss.flows.registration.after,
-            &["session", "show_verification_ui"],
+            &["session", "show_verification_ui", "web_hook"],
         );
         let login_hooks = after_hooks(
             "login",
             &ss.flows.login.after,
-            &["revoke_active_sessions", "require_verified_address"],
+            &[
+                "revoke_active_sessions",
+                "require_verified_address",
+                "web_hook",
+            ],
         );
         let registration_session_hook = registration_hooks.iter().any(|h| h == "session");
 
@@ -636,7 +693,9 @@ impl IdentityConfig {
         let breach = breach_config(&pw.config, &extensions, &doc, base_dir)?;
         let brute_force = brute_force_config(&extensions, &doc)?;
         let schemas = load_schemas(&raw.identity, &doc, base_dir)?;
-        let courier = courier_config(&raw.courier, &doc)?;
+        let web_hooks = WebHooks::compile(&doc.value, base_dir)
+            .map_err(|(pointer, e)| IdentityError::from(doc.error_at(&pointer, e.to_string())))?;
+        let courier = courier_config(&raw.courier, &doc, base_dir)?;
 
         Ok(Self {
             origin: doc.origin().to_string(),
@@ -692,6 +751,8 @@ impl IdentityConfig {
             code,
             breach,
             brute_force,
+            link,
+            web_hooks: Arc::new(web_hooks),
         })
     }
 
@@ -868,7 +929,11 @@ fn normalize_dsn(dsn: &str) -> String {
     }
 }
 
-fn courier_config(c: &RawCourier, doc: &Document) -> Result<CourierConfig, IdentityError> {
+fn courier_config(
+    c: &RawCourier,
+    doc: &Document,
+    base_dir: &Path,
+) -> Result<CourierConfig, IdentityError> {
     let smtp = c
         .smtp
         .connection_uri
@@ -888,12 +953,28 @@ fn courier_config(c: &RawCourier, doc: &Document) -> Result<CourierConfig, Ident
             .map_err(|e| doc.error_at("/courier/smtp/connection_uri", e.to_string()))
         })
         .transpose()?;
-    if smtp.as_ref().is_some_and(|s| s.implicit_tls) {
-        tracing::warn!(
-            "courier.smtp.connection_uri uses smtps://, which this build cannot speak (no TLS); \
-             messages will fail and be abandoned — use smtp://…?disable_starttls=true"
-        );
-    }
+    let override_path = c
+        .template_override_path
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let p = Path::new(p.strip_prefix("file://").unwrap_or(p));
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base_dir.join(p)
+            }
+        });
+    let overrides = Overrides::compile(&c.templates, override_path.as_deref(), base_dir).map_err(
+        |(at, e)| {
+            let pointer = if at.starts_with('/') {
+                format!("/courier/templates{at}")
+            } else {
+                "/courier/template_override_path".to_string()
+            };
+            IdentityError::from(doc.error_at(&pointer, format!("{at}: {e}")))
+        },
+    )?;
     let pull_wait = parse_duration(c.worker.pull_wait.as_deref().unwrap_or("1s"))
         .and_then(|d| std::time::Duration::try_from(d).ok())
         .filter(|d| !d.is_zero())
@@ -906,6 +987,7 @@ fn courier_config(c: &RawCourier, doc: &Document) -> Result<CourierConfig, Ident
         pull_count: c.worker.pull_count.unwrap_or(10).max(1),
         pull_wait,
         retry_backoff: std::time::Duration::from_secs(1),
+        overrides,
     })
 }
 

@@ -2,10 +2,11 @@
 //! schemas, password credentials hashed with argon2id or bcrypt (imported bcrypt, argon2,
 //! PBKDF2 and scrypt hashes verify and are upgraded on login), self-service login (incl.
 //! `refresh=true`), registration (one-step or `profile_first`), logout, settings (profile and
-//! password, privileged sessions), verification and recovery (the `code` method) as browser
-//! flows (CSRF cookie + masked token, 303 to the UI, JSON when negotiated) and native API
-//! flows (session tokens), sessions, the public and admin HTTP APIs, and a courier that
-//! delivers e-mail over SMTP.
+//! password, privileged sessions), verification and recovery (the `code` and `link` methods)
+//! as browser flows (CSRF cookie + masked token, 303 to the UI, JSON when negotiated) and
+//! native API flows (session tokens), `web_hook` hooks with Jsonnet bodies, sessions, the
+//! public and admin HTTP APIs, and a courier that delivers e-mail over SMTP (TLS via rustls)
+//! with overridable templates. The supported surface is listed in `docs/identity.md`.
 //!
 //! Key decision: Kratos's wire contract is the specification — flow, UI node, session,
 //! identity and error JSON, message ids, status codes, cookie names — while the internals are

@@ -402,3 +402,43 @@ pub fn login_locked(retry_after_seconds: u64) -> Text {
 
 /// The message id of [`login_locked`].
 pub const LOGIN_LOCKED: u32 = 4000900;
+/// 1070005 "Submit" (the link method's button).
+pub fn submit() -> Text {
+    Text::info(1070005, "Submit", None)
+}
+
+/// 1060002: a recovery link was sent.
+pub fn recovery_email_sent() -> Text {
+    Text::info(
+        1060002,
+        "An email containing a recovery link has been sent to the email address you provided. If you have not received an email, check the spelling of the address and make sure to use the address you registered with.",
+        None,
+    )
+}
+
+/// 1080001: a verification link was sent.
+pub fn verification_email_sent() -> Text {
+    Text::info(
+        1080001,
+        "An email containing a verification link has been sent to the email address you provided. If you have not received an email, check the spelling of the address and make sure to use the address you registered with.",
+        None,
+    )
+}
+
+/// 4060004 unknown or used recovery link token.
+pub fn recovery_token_invalid() -> Text {
+    Text::error(
+        4060004,
+        "The recovery token is invalid or has already been used. Please retry the flow.",
+        None,
+    )
+}
+
+/// 4070001 unknown or used verification link token.
+pub fn verification_token_invalid() -> Text {
+    Text::error(
+        4070001,
+        "The verification token is invalid or has already been used. Please retry the flow.",
+        None,
+    )
+}

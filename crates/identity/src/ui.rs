@@ -19,6 +19,8 @@ pub enum Group {
     Profile,
     /// The one-time code method (verification, recovery).
     Code,
+    /// The e-mailed link method (verification, recovery).
+    Link,
 }
 
 /// A node's attributes, discriminated by `node_type` as in the OpenAPI spec.

@@ -77,6 +77,50 @@ impl MailCatcher {
         smtp::serve(listener, shutdown, self.mailbox.clone(), self.smtp.clone())
     }
 
+    /// Serves one SMTP session on an already accepted connection of any kind (for instance a
+    /// TLS stream, to test clients that speak implicit TLS) until the client quits or
+    /// `shutdown` fires.
+    pub fn smtp_session<S>(
+        &self,
+        stream: S,
+        peer: std::net::SocketAddr,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = ()> + Send + 'static
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        smtp::session(
+            stream,
+            peer,
+            shutdown,
+            self.mailbox.clone(),
+            self.smtp.clone(),
+            true,
+        )
+    }
+
+    /// Like [`MailCatcher::smtp_session`], for a connection whose client already saw the
+    /// greeting and has just upgraded it with `STARTTLS`: the session starts by waiting for
+    /// `EHLO`, as RFC 3207 asks, instead of greeting again.
+    pub fn smtp_session_after_starttls<S>(
+        &self,
+        stream: S,
+        peer: std::net::SocketAddr,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = ()> + Send + 'static
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        smtp::session(
+            stream,
+            peer,
+            shutdown,
+            self.mailbox.clone(),
+            self.smtp.clone(),
+            false,
+        )
+    }
+
     /// The JSON API: `GET/DELETE /api/v1/messages`, `GET/DELETE /api/v1/messages/{id}`,
     /// `GET /api/v1/messages/{id}/raw`.
     pub fn api_router(&self) -> axum::Router {

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_http::Shutdown;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
 use crate::message::{Envelope, Message};
@@ -64,7 +64,7 @@ pub(crate) async fn serve(
                     mailbox: mailbox.clone(),
                     settings: settings.clone(),
                 };
-                sessions.spawn(session.run(stream, shutdown.clone()));
+                sessions.spawn(session.run(stream, shutdown.clone(), true));
             }
             Err(error) => {
                 // Typically out of file descriptors: back off instead of spinning.
@@ -75,6 +75,28 @@ pub(crate) async fn serve(
     }
     sessions.close();
     sessions.wait().await;
+}
+
+/// One session on an accepted connection of any kind; `greet` is false after STARTTLS.
+pub(crate) async fn session<S>(
+    stream: S,
+    peer: SocketAddr,
+    shutdown: Shutdown,
+    mailbox: Arc<Mailbox>,
+    settings: Arc<SmtpSettings>,
+    greet: bool,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin,
+{
+    let session = Session {
+        peer,
+        helo: None,
+        mail_from: None,
+        rcpt_to: Vec::new(),
+        mailbox,
+        settings,
+    };
+    session.run(stream, shutdown, greet).await;
 }
 
 enum Input {
@@ -105,14 +127,17 @@ struct Session {
 }
 
 impl Session {
-    async fn run(mut self, stream: TcpStream, shutdown: Shutdown) {
-        let (read, mut write) = stream.into_split();
+    async fn run<S>(mut self, stream: S, shutdown: Shutdown, greet: bool)
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin,
+    {
+        let (read, mut write) = tokio::io::split(stream);
         let mut reader = BufReader::new(read);
         let greeting = format!(
             "220 {} ESMTP Portcullis mail catcher ready\r\n",
             self.settings.hostname
         );
-        if send(&mut write, &greeting).await.is_err() {
+        if greet && send(&mut write, &greeting).await.is_err() {
             return;
         }
         let mut line = Vec::new();

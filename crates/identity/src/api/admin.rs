@@ -53,6 +53,7 @@ pub(crate) fn router(reg: Arc<Registry>) -> Router {
         )
         .route("/sessions/{id}", get(get_session).delete(disable_session))
         .route("/recovery/code", post(create_recovery_code))
+        .route("/recovery/link", post(create_recovery_link))
         .route("/courier/messages", get(list_courier_messages))
         .route("/courier/messages/{id}", get(get_courier_message))
         .route("/health/alive", get(super::alive))
@@ -75,6 +76,20 @@ async fn create_recovery_code(State(reg): Reg, ctx: Ctx, body: Body) -> Response
     };
     match serde_json::from_slice::<recovery::AdminCodeBody>(&bytes) {
         Ok(body) => recovery::create_code_for_identity(&reg, &ctx, body).await,
+        Err(e) => {
+            ApiError::bad_request(format!("Unable to decode JSON payload: {e}")).into_response()
+        }
+    }
+}
+
+/// `POST /admin/recovery/link`.
+async fn create_recovery_link(State(reg): Reg, ctx: Ctx, body: Body) -> Response {
+    let bytes = match x::read_body(body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    match serde_json::from_slice::<recovery::AdminLinkBody>(&bytes) {
+        Ok(body) => recovery::create_link_for_identity(&reg, &ctx, body).await,
         Err(e) => {
             ApiError::bad_request(format!("Unable to decode JSON payload: {e}")).into_response()
         }

@@ -5,6 +5,7 @@
 //! exhausted and then `abandoned`. Claiming a message is a conditional update, so several
 //! nodes on one PostgreSQL can run workers without sending anything twice.
 
+pub mod gotmpl;
 pub mod smtp;
 pub mod template;
 
@@ -21,7 +22,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::driver::Registry;
-use crate::persistence::{SqlStore, StoreError};
+use crate::persistence::{IdentityStore, SqlStore, StoreError};
 use smtp::SmtpConfig;
 use template::Rendered;
 
@@ -43,6 +44,8 @@ pub struct CourierConfig {
     pub pull_wait: Duration,
     /// Delay before the first retry; doubled after each further failure.
     pub retry_backoff: Duration,
+    /// `courier.templates` and `courier.template_override_path`.
+    pub overrides: template::Overrides,
 }
 
 /// `queued`, `processing`, `sent`, `abandoned`.
@@ -347,6 +350,16 @@ impl CourierStore for SqlStore {
     }
 
     async fn get_message(&self, id: Uuid) -> Result<Option<Message>, StoreError> {
+        // Dispatches first: an attempt's dispatch and the message's new status commit together,
+        // so the message read afterwards is at least as new as every dispatch listed (read the
+        // other way round, a listed dispatch could come with the message still `processing`).
+        let rows = sqlx::query(
+            "SELECT id, status, error, created_at FROM courier_message_dispatches \
+             WHERE message_id = $1 ORDER BY created_at, id",
+        )
+        .bind(id.to_string())
+        .fetch_all(self.pool())
+        .await?;
         let row = sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM courier_messages WHERE id = $1"
         ))
@@ -355,13 +368,6 @@ impl CourierStore for SqlStore {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let mut m = message_from_row(&row)?;
-        let rows = sqlx::query(
-            "SELECT id, status, error, created_at FROM courier_message_dispatches \
-             WHERE message_id = $1 ORDER BY created_at, id",
-        )
-        .bind(id.to_string())
-        .fetch_all(self.pool())
-        .await?;
         for r in &rows {
             let did: String = r.try_get("id")?;
             let error: Option<String> = r.try_get("error")?;
@@ -399,12 +405,29 @@ fn after_attempt(config: &CourierConfig, m: &mut Message, failed: bool, now: Off
     m.next_attempt_at = now + delay;
 }
 
-/// Queues a rendered e-mail and wakes the worker.
+/// Queues a rendered e-mail (with the configured override of its template, which may use
+/// `To` and, for a known `identity_id`, `Identity`) and wakes the worker.
 pub(crate) async fn enqueue_email(
     reg: &Registry,
     recipient: &str,
-    rendered: Rendered,
+    mut rendered: Rendered,
+    identity_id: Option<Uuid>,
 ) -> Result<Message, StoreError> {
+    let overrides = &reg.config.courier.overrides;
+    if overrides.has(rendered.template_type) {
+        if let Some(map) = rendered.data.as_object_mut() {
+            map.insert("To".into(), Value::String(recipient.to_string()));
+        }
+        if let Some(id) = identity_id
+            && let Some(identity) = reg.store.get_identity(id, false).await?
+        {
+            let json = identity.to_json(&reg.config.public_base_url, crate::identity::View::Public);
+            if let Some(map) = rendered.data.as_object_mut() {
+                map.insert("Identity".into(), json);
+            }
+        }
+        rendered = overrides.apply(rendered);
+    }
     let message = Message::email(recipient, rendered, reg.now());
     reg.store.enqueue(&message).await?;
     tracing::info!(message = %message.id, template = message.template_type, "courier message queued");
@@ -528,6 +551,7 @@ mod tests {
             &reg,
             "alice@example.com",
             template::verification_code_valid("424242", "http://x"),
+            None,
         )
         .await
         .expect("enqueue");
@@ -563,6 +587,7 @@ mod tests {
             &failing.reg,
             "bob@example.com",
             template::recovery_code_invalid(),
+            None,
         )
         .await
         .expect("enqueue");
@@ -611,6 +636,7 @@ mod tests {
             pull_count: 10,
             pull_wait: Duration::from_secs(1),
             retry_backoff: Duration::from_secs(1),
+            overrides: template::Overrides::default(),
         }
     }
 

@@ -1,10 +1,10 @@
-//! `courier.smtp`: the connection URI compiled once, and delivery of one message with lettre.
-//!
-//! This build carries no TLS stack, so only cleartext SMTP is spoken: `smtp://` sends without
-//! STARTTLS (as Kratos does with `?disable_starttls=true`; without it Kratos would upgrade, so
-//! the URI must name a server that accepts cleartext), and `smtps://` is accepted in the
-//! configuration — the quickstart files use it — but every attempt fails with a dispatch error
-//! saying why, so the message ends `abandoned` and the admin API shows the reason.
+//! `courier.smtp`: the connection URI compiled once, and delivery of one message with lettre
+//! over rustls (ring), as Kratos documents the URI: `smtps://` is implicit TLS, `smtp://`
+//! requires STARTTLS unless `?disable_starttls=true` allows cleartext, certificates are
+//! verified against the Mozilla roots unless `?skip_ssl_verify=true`, and `?server_name=`
+//! names the host the certificate must be for. A refused certificate or a server without
+//! STARTTLS is a failed attempt: the message stays queued for retries and the dispatch records
+//! why.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use std::time::Duration;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Message as Email};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use portcullis_core::Secret;
@@ -27,12 +28,16 @@ pub struct SmtpConfig {
     pub host: String,
     /// Server port (25 for `smtp://`, 465 for `smtps://` when the URI names none).
     pub port: u16,
-    /// `smtps://` (implicit TLS), which this build cannot speak.
+    /// `smtps://` (implicit TLS).
     pub implicit_tls: bool,
     /// `?skip_ssl_verify=true`.
     pub skip_ssl_verify: bool,
-    /// `?disable_starttls=true`.
+    /// `?disable_starttls=true` (`smtp://` only: cleartext allowed).
     pub disable_starttls: bool,
+    /// `?server_name=`, else the host: the name the server's certificate must be for.
+    pub server_name: String,
+    /// The TLS mode and rustls client configuration, built once.
+    tls: Tls,
     /// `user:password@` from the URI.
     pub credentials: Option<(String, Secret<String>)>,
     /// `courier.smtp.from_address` (default `no-reply@ory.kratos.sh`).
@@ -57,16 +62,14 @@ pub enum UriError {
     /// No host.
     #[error("the SMTP connection URI names no host")]
     NoHost,
+    /// The TLS client could not be configured.
+    #[error("SMTP TLS settings: {0}")]
+    Tls(String),
 }
 
 /// Why one delivery attempt failed (recorded as the dispatch's error).
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// `smtps://` needs TLS.
-    #[error(
-        "smtps:// (implicit TLS) is not supported by this build; use smtp:// with ?disable_starttls=true"
-    )]
-    TlsUnsupported,
     /// The message could not be built (bad address, header).
     #[error("building the message: {0}")]
     Build(String),
@@ -103,6 +106,27 @@ impl SmtpConfig {
             .trim_end_matches(']')
             .to_string();
         let port = url.port().unwrap_or(if implicit_tls { 465 } else { 25 });
+        let skip_ssl_verify = flag(&url, "skip_ssl_verify");
+        let disable_starttls = !implicit_tls && flag(&url, "disable_starttls");
+        let server_name = url
+            .query_pairs()
+            .find(|(k, v)| k == "server_name" && !v.is_empty())
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_else(|| host.clone());
+        let tls = if disable_starttls {
+            Tls::None
+        } else {
+            let params = TlsParameters::builder(server_name.clone())
+                .dangerous_accept_invalid_certs(skip_ssl_verify)
+                .dangerous_accept_invalid_hostnames(skip_ssl_verify)
+                .build_rustls()
+                .map_err(|e| UriError::Tls(e.to_string()))?;
+            if implicit_tls {
+                Tls::Wrapper(params)
+            } else {
+                Tls::Required(params)
+            }
+        };
         let credentials = (!url.username().is_empty()).then(|| {
             (
                 percent_decode(url.username()),
@@ -113,8 +137,10 @@ impl SmtpConfig {
             host,
             port,
             implicit_tls,
-            skip_ssl_verify: flag(&url, "skip_ssl_verify"),
-            disable_starttls: flag(&url, "disable_starttls"),
+            skip_ssl_verify,
+            disable_starttls,
+            server_name,
+            tls,
             credentials,
             from_address,
             from_name,
@@ -125,9 +151,6 @@ impl SmtpConfig {
 
     /// Sends one plain-text message.
     pub async fn send(&self, recipient: &str, subject: &str, body: &str) -> Result<(), SendError> {
-        if self.implicit_tls {
-            return Err(SendError::TlsUnsupported);
-        }
         let from = Mailbox::new(
             self.from_name.clone(),
             self.from_address
@@ -149,6 +172,7 @@ impl SmtpConfig {
         let mut transport =
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.host.as_str())
                 .port(self.port)
+                .tls(self.tls.clone())
                 .timeout(Some(SMTP_TIMEOUT));
         if let Some(name) = &self.local_name {
             transport = transport.hello_name(ClientId::Domain(name.clone()));
@@ -162,8 +186,23 @@ impl SmtpConfig {
             .send(email)
             .await
             .map(|_| ())
-            .map_err(|e| SendError::Smtp(e.to_string()))
+            .map_err(|e| SendError::Smtp(describe(&e)))
     }
+}
+
+/// lettre's error with its causes (the TLS reason, such as an unknown issuer, is a cause).
+fn describe(e: &lettre::transport::smtp::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Decodes `%XX` escapes in URI user info.
@@ -201,9 +240,18 @@ mod tests {
         assert_eq!((c.host.as_str(), c.port), ("mailslurper", 1025));
         let (user, pass) = c.credentials.expect("credentials");
         assert_eq!((user.as_str(), pass.expose().as_str()), ("test", "te@st"));
+        assert!(matches!(c.tls, Tls::Wrapper(_)));
+        assert_eq!(c.server_name, "mailslurper");
         let c = parse("smtp://127.0.0.1/?disable_starttls=true").expect("ok");
         assert!(!c.implicit_tls && c.disable_starttls && c.credentials.is_none());
+        assert!(matches!(c.tls, Tls::None));
         assert_eq!(c.port, 25);
+        let c = parse("smtp://mail.example.com:587/?server_name=example.com").expect("ok");
+        assert!(matches!(c.tls, Tls::Required(_)));
+        assert_eq!(c.server_name, "example.com");
+        // `disable_starttls` means nothing for implicit TLS.
+        let c = parse("smtps://mail.example.com/?disable_starttls=true").expect("ok");
+        assert!(matches!(c.tls, Tls::Wrapper(_)) && !c.disable_starttls);
         assert!(matches!(parse("http://x"), Err(UriError::Scheme(_))));
         assert!(matches!(parse("not a uri"), Err(UriError::Parse(_))));
     }

@@ -14,6 +14,7 @@ use crate::csrf;
 use crate::driver::{Registry, see_other, with_cookies};
 use crate::error::ApiError;
 use crate::persistence::{FlowStore, SessionStore};
+use crate::selfservice::hook;
 use crate::selfservice::strategy::password::{self, Failure};
 use crate::text;
 use crate::ui::{Container, Group, Node};
@@ -68,12 +69,20 @@ pub(crate) async fn init(reg: Arc<Registry>, ctx: Ctx, flow_type: FlowType) -> R
         Ok(s) => s.is_some(),
         Err(e) => return ApiError::from(e).into_response(),
     };
-    super::init_flow(&reg, &ctx, Kind::Login, flow_type, |reg, ui, csrf| {
-        nodes(reg, ui, csrf);
-        if refresh && signed_in {
-            ui.messages.push(text::login_re_auth());
-        }
-    })
+    let before = &reg.config.web_hooks.login_before;
+    super::init_flow(
+        &reg,
+        &ctx,
+        Kind::Login,
+        flow_type,
+        before,
+        |reg, ui, csrf| {
+            nodes(reg, ui, csrf);
+            if refresh && signed_in {
+                ui.messages.push(text::login_re_auth());
+            }
+        },
+    )
     .await
 }
 
@@ -139,10 +148,35 @@ async fn succeed(
     {
         return response;
     }
+    let identity_json = identity.to_json(&reg.config.public_base_url, crate::identity::View::Admin);
     let issued = match reg.issue_session(identity, "password", ctx).await {
         Ok(i) => i,
         Err(e) => return ApiError::from(e).into_response(),
     };
+    let hooks = &reg.config.web_hooks.login_after;
+    if !hooks.is_empty() {
+        let session_json = issued
+            .session
+            .to_json(&reg.config.public_base_url, reg.now());
+        let ran = hook::after(
+            reg,
+            ctx,
+            &flow,
+            hooks,
+            Some(identity_json),
+            Some(session_json),
+        );
+        if let Err(e) = ran.await {
+            // The hook refused the login: the session just issued never reaches the client.
+            if let Err(e) = reg.store.revoke_session(issued.session.id).await {
+                return ApiError::from(e).into_response();
+            }
+            return match hook::apply(&mut flow, e) {
+                Ok(()) => super::respond_with_errors(reg, ctx, flow).await,
+                Err(e) => super::unrecoverable(reg, ctx, e).await,
+            };
+        }
+    }
     tracing::info!(identity = %issued.session.identity_id, session = %issued.session.id, flow_type = flow.flow_type.as_str(), "login succeeded");
     if reg.config.login_revoke_active_sessions {
         match reg

@@ -26,6 +26,7 @@ use crate::csrf;
 use crate::driver::{Registry, see_other, with_cookies};
 use crate::error::ApiError;
 use crate::persistence::{ErrorStore, FlowStore};
+use crate::selfservice::hook::{self, web_hook::WebHook};
 use crate::text::Text;
 use crate::ui::Container;
 use crate::x::{self, Ctx};
@@ -259,13 +260,15 @@ pub(crate) async fn create(
 }
 
 /// The common end of `GET /self-service/<kind>/{browser,api}`: a browser flow is bound to the
-/// (possibly new) CSRF cookie, the flow is stored with the form `nodes` fill, and the answer
-/// is a 303 to the UI or the flow's JSON.
+/// (possibly new) CSRF cookie, the flow is stored with the form `nodes` fill, the flow's
+/// `before` web hooks run (an interruption or failure is an error for the client), and the
+/// answer is a 303 to the UI or the flow's JSON.
 pub(crate) async fn init_flow(
     reg: &Registry,
     ctx: &Ctx,
     kind: Kind,
     flow_type: FlowType,
+    before: &[WebHook],
     nodes: impl FnOnce(&Registry, &mut Container, Option<&str>),
 ) -> Response {
     let (csrf_cookie, set_csrf) = match flow_type {
@@ -292,6 +295,13 @@ pub(crate) async fn init_flow(
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
+    if let Err(e) = hook::before(reg, ctx, &flow, before).await {
+        // As Kratos: API flows get the error as JSON, browsers go to the error UI.
+        return match flow_type {
+            FlowType::Browser => unrecoverable(reg, ctx, e).await,
+            FlowType::Api => e.into_response(),
+        };
+    }
     match flow_type {
         FlowType::Browser => respond_browser_init(reg, ctx, &flow, set_csrf),
         FlowType::Api => Json(flow.to_json()).into_response(),

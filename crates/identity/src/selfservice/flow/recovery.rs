@@ -17,16 +17,22 @@ use crate::config::join_url;
 use crate::csrf;
 use crate::driver::{Registry, see_other, with_cookies};
 use crate::error::ApiError;
-use crate::identity::Identity;
+use crate::identity::{Identity, View};
 use crate::persistence::{FlowStore, IdentityStore};
+use crate::selfservice::hook;
 use crate::selfservice::strategy::code::{self, CodeStore};
+use crate::selfservice::strategy::link;
 use crate::text;
 use crate::ui::{Container, Node};
 use crate::x::Ctx;
 
-/// The first form: e-mail address and "Continue".
-pub(crate) fn nodes(_: &Registry, ui: &mut Container, masked_csrf: Option<&str>) {
-    code::email_nodes(ui, masked_csrf);
+/// The first form: e-mail address and "Continue" (code), or "Submit" (link).
+pub(crate) fn nodes(reg: &Registry, ui: &mut Container, masked_csrf: Option<&str>) {
+    if reg.config.recovery.use_link {
+        link::email_nodes(ui, masked_csrf, None);
+    } else {
+        code::email_nodes(ui, masked_csrf);
+    }
 }
 
 /// `GET /self-service/recovery/{browser,api}`: refused while signed in.
@@ -50,12 +56,15 @@ pub(crate) async fn init(reg: Arc<Registry>, ctx: Ctx, flow_type: FlowType) -> R
         Ok(None) => {}
         Err(e) => return ApiError::from(e).into_response(),
     }
-    super::init_flow(&reg, &ctx, Kind::Recovery, flow_type, nodes).await
+    super::init_flow(&reg, &ctx, Kind::Recovery, flow_type, &[], nodes).await
 }
 
 /// `POST /self-service/recovery?flow=`; a plain `GET` (the admin-made link) binds an unbound
 /// browser flow to this browser and shows it.
 pub(crate) async fn submit(reg: Arc<Registry>, ctx: Ctx, body: bytes::Bytes) -> Response {
+    if ctx.method == http::Method::GET && ctx.query("token").is_some() {
+        return super::verification::open_link(&reg, &ctx, Kind::Recovery).await;
+    }
     if ctx.method == http::Method::GET && ctx.query("code").is_none() {
         return open_link(&reg, &ctx).await;
     }
@@ -93,6 +102,7 @@ pub(crate) async fn succeed(
     mut flow: Flow,
     identity_id: Uuid,
     address: &str,
+    method: &str,
 ) -> Response {
     let now = reg.now();
     if !address.is_empty()
@@ -105,10 +115,7 @@ pub(crate) async fn succeed(
         Ok(None) => return ApiError::not_found("The identity could not be found.").into_response(),
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let issued = match reg
-        .issue_session(identity.clone(), "code_recovery", ctx)
-        .await
-    {
+    let issued = match reg.issue_session(identity.clone(), method, ctx).await {
         Ok(i) => i,
         Err(e) => return ApiError::from(e).into_response(),
     };
@@ -143,6 +150,22 @@ pub(crate) async fn succeed(
     flow.updated_at = now;
     if let Err(e) = reg.store.update_flow(&flow).await {
         return ApiError::from(e).into_response();
+    }
+    let hooks = &reg.config.web_hooks.recovery_after;
+    if !hooks.is_empty() {
+        let identity_json = identity.to_json(&reg.config.public_base_url, View::Admin);
+        let session_json = issued.session.to_json(&reg.config.public_base_url, now);
+        let ran = hook::after_completed(
+            reg,
+            ctx,
+            &flow,
+            hooks,
+            Some(identity_json),
+            Some(session_json),
+        );
+        if let Err(e) = ran.await {
+            return super::unrecoverable(reg, ctx, e).await;
+        }
     }
     let settings_url = settings.ui_location(reg);
     if !browser {
@@ -265,4 +288,86 @@ pub(crate) async fn create_code_for_identity(
         })),
     )
         .into_response()
+}
+
+/// `POST /admin/recovery/link` body.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct AdminLinkBody {
+    identity_id: Uuid,
+    #[serde(default)]
+    expires_in: Option<String>,
+}
+
+/// `POST /admin/recovery/link`: a browser recovery flow for the identity and the link that
+/// completes it (200 `{recovery_link, expires_at}`), valid for `expires_in` (default
+/// `methods.link.config.lifespan`).
+pub(crate) async fn create_link_for_identity(
+    reg: &Registry,
+    ctx: &Ctx,
+    body: AdminLinkBody,
+) -> Response {
+    if !reg.config.recovery_enabled {
+        return ApiError::bad_request("The recovery flow is not enabled.").into_response();
+    }
+    if !reg.config.link.enabled {
+        return ApiError::bad_request("The link method is not enabled.")
+            .reason("selfservice.methods.link.enabled is false.")
+            .into_response();
+    }
+    let lifespan = match body.expires_in.as_deref() {
+        None | Some("") => reg.config.link.lifespan,
+        Some(s) => match crate::config::parse_duration(s) {
+            Some(d) if d.is_positive() => d,
+            _ => {
+                return ApiError::bad_request(format!(
+                    "Unable to parse \"expires_in\": {s:?} is not a duration such as 1h."
+                ))
+                .into_response();
+            }
+        },
+    };
+    let identity = match reg.store.get_identity(body.identity_id, false).await {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            return ApiError::not_found("The requested resource could not be found")
+                .reason("The identity could not be found.")
+                .into_response();
+        }
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let mut flow = match super::create(
+        reg,
+        ctx,
+        NewFlow {
+            kind: Kind::Recovery,
+            flow_type: FlowType::Browser,
+            csrf_cookie: None,
+            return_to: ctx.query("return_to"),
+            identity_id: None,
+        },
+        |_, ui, csrf| link::email_nodes(ui, csrf, None),
+    )
+    .await
+    {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let now = reg.now();
+    flow.expires_at = now + lifespan;
+    flow.state = "sent_email".into();
+    flow.active = Some("link".into());
+    flow.updated_at = now;
+    if let Err(e) = reg.store.update_flow(&flow).await {
+        return ApiError::from(e).into_response();
+    }
+    let (link, expires_at) =
+        match link::issue(reg, flow.id, Kind::Recovery, identity.id, "", lifespan).await {
+            Ok(l) => l,
+            Err(e) => return ApiError::from(e).into_response(),
+        };
+    Json(json!({
+        "recovery_link": link.expose(),
+        "expires_at": portcullis_core::timefmt::rfc3339(expires_at),
+    }))
+    .into_response()
 }

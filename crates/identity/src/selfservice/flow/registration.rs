@@ -15,6 +15,7 @@ use crate::driver::{Registry, see_other, with_cookies};
 use crate::error::ApiError;
 use crate::identity::{Identity, View};
 use crate::persistence::FlowStore;
+use crate::selfservice::hook;
 use crate::selfservice::strategy::password::{self, Failure};
 use crate::text;
 use crate::ui::{Container, Group, Node};
@@ -71,7 +72,8 @@ pub(crate) async fn init(reg: Arc<Registry>, ctx: Ctx, flow_type: FlowType) -> R
         Ok(None) => {}
         Err(e) => return ApiError::from(e).into_response(),
     }
-    super::init_flow(&reg, &ctx, Kind::Registration, flow_type, nodes).await
+    let before = &reg.config.web_hooks.registration_before;
+    super::init_flow(&reg, &ctx, Kind::Registration, flow_type, before, nodes).await
 }
 
 /// `POST /self-service/registration?flow=`.
@@ -103,7 +105,7 @@ pub(crate) async fn submit(reg: Arc<Registry>, ctx: Ctx, body: bytes::Bytes) -> 
         flow.ui.messages.push(text::no_strategy_registration());
         return super::respond_with_errors(&reg, &ctx, flow).await;
     }
-    match password::register(&reg, &mut flow, &body).await {
+    match password::register(&reg, &ctx, &mut flow, &body).await {
         Ok(identity) => succeed(&reg, &ctx, flow, identity).await,
         Err(Failure::Form | Failure::Locked(_)) => {
             super::respond_with_errors(&reg, &ctx, flow).await
@@ -203,12 +205,46 @@ async fn succeed(reg: &Registry, ctx: &Ctx, mut flow: Flow, identity: Identity) 
     } else {
         None
     };
+    // The other web hooks run once the identity is stored (and signed in).
+    let post_persist: Vec<&hook::web_hook::WebHook> = reg
+        .config
+        .web_hooks
+        .registration_after
+        .iter()
+        .filter(|h| !h.interrupts())
+        .collect();
+    let session_json = issued
+        .as_ref()
+        .map(|i| i.session.to_json(&reg.config.public_base_url, reg.now()));
+    if let Err(e) = hook::after(
+        reg,
+        ctx,
+        &flow,
+        post_persist,
+        Some(identity_json.clone()),
+        session_json,
+    )
+    .await
+    {
+        let reason = match e {
+            hook::web_hook::HookError::Failed(r) => r,
+            hook::web_hook::HookError::Interrupted(_) => "A web hook interrupted the flow.".into(),
+        };
+        return super::unrecoverable(
+            reg,
+            ctx,
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR).reason(reason),
+        )
+        .await;
+    }
     let mut body = json!({ "identity": identity_json });
     let mut continue_with: Vec<Value> = Vec::new();
     // Browsers get a new CSRF token with their session; the verification flow is bound to it.
     let new_csrf = (flow.flow_type == FlowType::Browser).then(csrf::generate);
     let mut verification_url = None;
-    if reg.config.verification_enabled && reg.config.code.enabled {
+    if reg.config.verification_enabled
+        && (reg.config.code.enabled || reg.config.verification.use_link)
+    {
         for address in verifiable_emails(&identity_json) {
             let vflow = match verification::create_sent(
                 reg,

@@ -20,6 +20,7 @@ use crate::driver::{Registry, see_other};
 use crate::error::ApiError;
 use crate::identity::{Credential, Identity, View};
 use crate::persistence::{FlowStore, IdentityStore, StoreError};
+use crate::selfservice::hook;
 use crate::session::Session;
 use crate::text;
 use crate::ui::{Container, Group, Node};
@@ -410,6 +411,11 @@ async fn succeed(
     method: &'static str,
 ) -> Response {
     tracing::info!(identity = %identity.id, method, "settings updated");
+    let identity_json = identity.to_json(&reg.config.public_base_url, View::Admin);
+    let hooks = &reg.config.web_hooks.settings_after;
+    if let Err(e) = hook::after_completed(reg, ctx, &flow, hooks, Some(identity_json), None).await {
+        return super::unrecoverable(reg, ctx, e).await;
+    }
     flow.state = "success".into();
     flow.active = Some(method.into());
     refresh_nodes(reg, identity, &mut flow.ui);

@@ -12,18 +12,25 @@ use axum::response::{IntoResponse, Response};
 use super::{Flow, FlowType, Kind, NewFlow};
 use crate::config::join_url;
 use crate::courier::{enqueue_email, template};
-use crate::driver::Registry;
+use crate::driver::{Registry, see_other, with_cookies};
 use crate::error::ApiError;
-use crate::persistence::{FlowStore, StoreError};
+use crate::identity::View;
+use crate::persistence::{FlowStore, IdentityStore, StoreError};
 use crate::schema::normalize_identifier;
+use crate::selfservice::hook;
 use crate::selfservice::strategy::code::{self, CodeStore};
+use crate::selfservice::strategy::link::{self, Redeemed};
 use crate::text;
 use crate::ui::Container;
 use crate::x::{self, Ctx};
 
-/// The first form: e-mail address and "Continue".
-pub(crate) fn nodes(_: &Registry, ui: &mut Container, masked_csrf: Option<&str>) {
-    code::email_nodes(ui, masked_csrf);
+/// The first form: e-mail address and "Continue" (code), or "Submit" (link).
+pub(crate) fn nodes(reg: &Registry, ui: &mut Container, masked_csrf: Option<&str>) {
+    if reg.config.verification.use_link {
+        link::email_nodes(ui, masked_csrf, None);
+    } else {
+        code::email_nodes(ui, masked_csrf);
+    }
 }
 
 fn disabled() -> ApiError {
@@ -75,14 +82,17 @@ pub(crate) async fn create(
     Ok((flow, set_csrf))
 }
 
-/// `POST /self-service/verification?flow=` (form or JSON), and `GET` with `code` from the
-/// e-mailed link.
+/// `POST /self-service/verification?flow=` (form or JSON), and `GET` with `code` or `token`
+/// from the e-mailed link.
 pub(crate) async fn submit(reg: Arc<Registry>, ctx: Ctx, body: bytes::Bytes) -> Response {
+    if ctx.method == http::Method::GET && ctx.query("token").is_some() {
+        return open_link(&reg, &ctx, Kind::Verification).await;
+    }
     submit_code_flow(&reg, &ctx, Kind::Verification, body).await
 }
 
-/// The submission logic verification and recovery share; `Kind` picks the texts, the
-/// templates and what success does.
+/// The submission logic verification and recovery share, for the code and the link method
+/// (`use`); `Kind` picks the texts, the templates and what success does.
 pub(crate) async fn submit_code_flow(
     reg: &Registry,
     ctx: &Ctx,
@@ -90,6 +100,7 @@ pub(crate) async fn submit_code_flow(
     body: bytes::Bytes,
 ) -> Response {
     let recovery = kind == Kind::Recovery;
+    let use_link = uses_link(reg, kind);
     let mut flow = match super::load(reg, ctx, kind, "flow").await {
         Ok(f) => f,
         Err(e) => return super::unrecoverable(reg, ctx, e).await,
@@ -109,14 +120,12 @@ pub(crate) async fn submit_code_flow(
         } else {
             text::verification_flow_expired
         };
-        return super::expired(
-            reg,
-            ctx,
-            &flow,
-            |_, ui, csrf| code::email_nodes(ui, csrf),
-            message,
-        )
-        .await;
+        let nodes = if recovery {
+            super::recovery::nodes
+        } else {
+            nodes
+        };
+        return super::expired(reg, ctx, &flow, nodes, message).await;
     }
     if !link_click && let Err(e) = super::check_csrf(reg, ctx, &flow, &body) {
         return super::unrecoverable(reg, ctx, e).await;
@@ -126,7 +135,12 @@ pub(crate) async fn submit_code_flow(
         flow.ui.messages.push(text::retry_success(recovery));
         return super::respond_with_errors(reg, ctx, flow).await;
     }
-    if x::body_str(&body, "method") != Some("code") || !reg.config.code.enabled {
+    let (method, enabled) = if use_link {
+        ("link", reg.config.link.enabled)
+    } else {
+        ("code", reg.config.code.enabled)
+    };
+    if x::body_str(&body, "method") != Some(method) || !enabled {
         flow.ui.messages.push(text::validation_generic(if recovery {
             "Could not find a strategy to recover your account with. Did you fill out the form correctly?"
         } else {
@@ -137,11 +151,12 @@ pub(crate) async fn submit_code_flow(
     let submitted_code = x::body_str(&body, "code")
         .map(str::trim)
         .unwrap_or_default();
-    if !submitted_code.is_empty() {
+    if !use_link && !submitted_code.is_empty() {
         return match redeem(reg, &flow, submitted_code).await {
             Ok(Some((identity_id, address))) => {
                 if recovery {
-                    super::recovery::succeed(reg, ctx, flow, identity_id, &address).await
+                    super::recovery::succeed(reg, ctx, flow, identity_id, &address, "code_recovery")
+                        .await
                 } else {
                     verified(reg, ctx, flow, identity_id, &address).await
                 }
@@ -171,14 +186,34 @@ pub(crate) async fn submit_code_flow(
     if let Err(e) = send_code(reg, &flow, &address).await {
         return ApiError::from(e).into_response();
     }
-    mark_sent(&mut flow, &address);
+    mark_sent(reg, &mut flow, &address);
     super::respond_with_flow(reg, ctx, flow).await
 }
 
-/// Moves a flow to `sent_email`: the code form, and the "code sent" message.
-fn mark_sent(flow: &mut Flow, address: &str) {
+/// Whether flows of `kind` use the link method.
+fn uses_link(reg: &Registry, kind: Kind) -> bool {
+    if kind == Kind::Recovery {
+        reg.config.recovery.use_link
+    } else {
+        reg.config.verification.use_link
+    }
+}
+
+/// Moves a flow to `sent_email`: the code form and the "code sent" message, or (link method)
+/// the address form again and the "link sent" message.
+fn mark_sent(reg: &Registry, flow: &mut Flow, address: &str) {
     let recovery = flow.kind == Kind::Recovery;
     flow.state = "sent_email".into();
+    if uses_link(reg, flow.kind) {
+        flow.active = Some("link".into());
+        link::email_nodes(&mut flow.ui, None, Some(address));
+        flow.ui.messages.push(if recovery {
+            text::recovery_email_sent()
+        } else {
+            text::verification_email_sent()
+        });
+        return;
+    }
     flow.active = Some("code".into());
     let label = if recovery {
         text::label_recovery_code()
@@ -216,7 +251,7 @@ pub(crate) async fn create_sent(
     )
     .await?;
     send_code(reg, &flow, address).await?;
-    mark_sent(&mut flow, address);
+    mark_sent(reg, &mut flow, address);
     flow.updated_at = reg.now();
     reg.store.update_flow(&flow).await?;
     Ok(flow)
@@ -247,7 +282,27 @@ async fn send_code(reg: &Registry, flow: &Flow, address: &str) -> Result<(), Sto
     } else {
         &reg.config.verification
     };
+    let use_link = uses_link(reg, flow.kind);
     match owner {
+        Some(identity_id) if use_link => {
+            let lifespan = reg.config.link.lifespan;
+            let (url, _) =
+                link::issue(reg, flow.id, flow.kind, identity_id, address, lifespan).await?;
+            let rendered = if recovery {
+                template::recovery_valid(url.expose())
+            } else {
+                template::verification_valid(url.expose())
+            };
+            enqueue_email(reg, address, rendered, Some(identity_id)).await?;
+        }
+        None if use_link && config.notify_unknown_recipients => {
+            let rendered = if recovery {
+                template::recovery_invalid()
+            } else {
+                template::verification_invalid()
+            };
+            enqueue_email(reg, address, rendered, None).await?;
+        }
         Some(identity_id) => {
             let (code, _) = code::issue(
                 reg,
@@ -269,7 +324,7 @@ async fn send_code(reg: &Registry, flow: &Flow, address: &str) -> Result<(), Sto
                 );
                 template::verification_code_valid(code.expose(), &link)
             };
-            enqueue_email(reg, address, rendered).await?;
+            enqueue_email(reg, address, rendered, Some(identity_id)).await?;
         }
         None if config.notify_unknown_recipients => {
             let rendered = if recovery {
@@ -277,13 +332,116 @@ async fn send_code(reg: &Registry, flow: &Flow, address: &str) -> Result<(), Sto
             } else {
                 template::verification_code_invalid()
             };
-            enqueue_email(reg, address, rendered).await?;
+            enqueue_email(reg, address, rendered, None).await?;
         }
         None => {
             tracing::debug!(flow = %flow.id, "code requested for an unknown address; nothing sent");
         }
     }
     Ok(())
+}
+
+/// `GET /self-service/<kind>?flow=&token=`: the e-mailed (or admin-made) link. A valid token
+/// completes the flow; an unknown, used or expired one, or an expired flow, starts a new flow
+/// that says so.
+pub(crate) async fn open_link(reg: &Registry, ctx: &Ctx, kind: Kind) -> Response {
+    let recovery = kind == Kind::Recovery;
+    let mut flow = match super::load(reg, ctx, kind, "flow").await {
+        Ok(f) => f,
+        Err(e) => return super::unrecoverable(reg, ctx, e).await,
+    };
+    let now = reg.now();
+    let expired = |at: time::OffsetDateTime| {
+        let minutes = (now - at).as_seconds_f64() / 60.0;
+        let at = portcullis_core::timefmt::rfc3339(at);
+        if recovery {
+            text::recovery_flow_expired(minutes, &at)
+        } else {
+            text::verification_flow_expired(minutes, &at)
+        }
+    };
+    if flow.expires_at <= now {
+        let message = expired(flow.expires_at);
+        return retry_with_message(reg, ctx, &flow, message).await;
+    }
+    let token = ctx.query("token").unwrap_or_default();
+    match link::redeem(reg, flow.id, &token).await {
+        Ok(Redeemed::Valid(identity_id, address)) => {
+            flow.ui.reset_messages();
+            if recovery {
+                super::recovery::succeed(reg, ctx, flow, identity_id, &address, "link_recovery")
+                    .await
+            } else {
+                verified(reg, ctx, flow, identity_id, &address).await
+            }
+        }
+        Ok(Redeemed::Expired(at)) => retry_with_message(reg, ctx, &flow, expired(at)).await,
+        Ok(Redeemed::Invalid) => {
+            let message = if recovery {
+                text::recovery_token_invalid()
+            } else {
+                text::verification_token_invalid()
+            };
+            retry_with_message(reg, ctx, &flow, message).await
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// A new flow of the old one's kind and type carrying `message`: browsers are sent to its UI,
+/// native apps to its JSON (`/self-service/<kind>/flows?id=`), both with 303 as Kratos does.
+async fn retry_with_message(
+    reg: &Registry,
+    ctx: &Ctx,
+    old: &Flow,
+    message: text::Text,
+) -> Response {
+    let browser = old.flow_type == FlowType::Browser;
+    let (csrf_cookie, set_csrf) = if browser {
+        let (v, set) = reg.ensure_csrf(ctx);
+        (Some(v), set)
+    } else {
+        (None, None)
+    };
+    let nodes = if old.kind == Kind::Recovery {
+        super::recovery::nodes
+    } else {
+        nodes
+    };
+    let mut flow = match super::create(
+        reg,
+        ctx,
+        NewFlow {
+            kind: old.kind,
+            flow_type: old.flow_type,
+            csrf_cookie: csrf_cookie.as_deref(),
+            return_to: old.return_to.clone(),
+            identity_id: None,
+        },
+        nodes,
+    )
+    .await
+    {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    flow.ui.messages.push(message);
+    if let Err(e) = reg.store.update_flow(&flow).await {
+        return ApiError::from(e).into_response();
+    }
+    let location = if browser {
+        flow.ui_location(reg)
+    } else {
+        format!(
+            "{}?id={}",
+            join_url(
+                &reg.config.public_base_url,
+                &format!("/self-service/{}/flows", flow.kind.as_str())
+            ),
+            flow.id
+        )
+    };
+    with_cookies(see_other(&location), set_csrf)
 }
 
 async fn verified(
@@ -301,6 +459,16 @@ async fn verified(
         return ApiError::from(e).into_response();
     }
     tracing::info!(identity = %identity_id, "address verified");
+    let hooks = &reg.config.web_hooks.verification_after;
+    if !hooks.is_empty() {
+        let identity = match reg.store.get_identity(identity_id, false).await {
+            Ok(i) => i.map(|i| i.to_json(&reg.config.public_base_url, View::Admin)),
+            Err(e) => return ApiError::from(e).into_response(),
+        };
+        if let Err(e) = hook::after_completed(reg, ctx, &flow, hooks, identity, None).await {
+            return super::unrecoverable(reg, ctx, e).await;
+        }
+    }
     flow.state = "passed_challenge".into();
     let csrf = flow
         .ui
@@ -311,5 +479,25 @@ async fn verified(
     flow.ui.nodes.clear();
     flow.ui.nodes.extend(csrf);
     flow.ui.messages.push(text::verification_success());
+    if flow.active.as_deref() == Some("link") && flow.flow_type == FlowType::Browser {
+        // An opened link: the browser goes to `return_to`, else `after.default_browser_return_url`,
+        // else the verification UI, which shows the passed state.
+        flow.updated_at = reg.now();
+        if let Err(e) = reg.store.update_flow(&flow).await {
+            return ApiError::from(e).into_response();
+        }
+        let to = flow
+            .return_to
+            .clone()
+            .or_else(|| {
+                reg.config
+                    .verification
+                    .after_return_url
+                    .as_ref()
+                    .map(|u| u.to_string())
+            })
+            .unwrap_or_else(|| flow.ui_location(reg));
+        return see_other(&to);
+    }
     super::respond_with_flow(reg, ctx, flow).await
 }

@@ -15,6 +15,7 @@ use crate::identity::{Credential, Identity, State};
 use crate::persistence::{IdentityStore, StoreError};
 use crate::schema::normalize_identifier;
 use crate::selfservice::flow::Flow;
+use crate::selfservice::hook;
 use crate::text;
 use crate::x::body_str;
 
@@ -139,6 +140,7 @@ async fn upgrade_hash(reg: &Registry, identity: Identity, password: String) -> I
 /// creates the identity with its password credential and addresses.
 pub(crate) async fn register(
     reg: &Registry,
+    ctx: &crate::x::Ctx,
     flow: &mut Flow,
     body: &Value,
 ) -> Result<Identity, Failure> {
@@ -182,6 +184,21 @@ pub(crate) async fn register(
         .await
         .map_err(|e| Failure::Error(e.into()))?;
     let identity = new_identity(reg, schema.id(), traits, identifiers, hashed);
+    // Web hooks that may interrupt see the identity before it is stored.
+    let interrupting: Vec<&hook::web_hook::WebHook> = reg
+        .config
+        .web_hooks
+        .registration_after
+        .iter()
+        .filter(|h| h.interrupts())
+        .collect();
+    let identity_json = identity.to_json(&reg.config.public_base_url, crate::identity::View::Admin);
+    if let Err(e) = hook::after(reg, ctx, flow, interrupting, Some(identity_json), None).await {
+        return Err(match hook::apply(flow, e) {
+            Ok(()) => Failure::Form,
+            Err(e) => Failure::Error(e),
+        });
+    }
     match reg.store.create_identity(&identity).await {
         Ok(()) => Ok(identity),
         Err(StoreError::Conflict) => {
