@@ -197,6 +197,39 @@ pub(crate) async fn succeed(
     with_cookies(res, cookies)
 }
 
+/// What the admin recovery code and link endpoints share: the lifespan from `expires_in`
+/// (`default` when absent) and the identity, or Kratos's 400/404 answer.
+async fn admin_recovery_target(
+    reg: &Registry,
+    expires_in: Option<&str>,
+    default: time::Duration,
+    identity_id: Uuid,
+) -> Result<(time::Duration, Identity), Box<Response>> {
+    let lifespan = match expires_in {
+        None | Some("") => default,
+        Some(s) => match crate::config::parse_duration(s) {
+            Some(d) if d.is_positive() => d,
+            _ => {
+                return Err(Box::new(
+                    ApiError::bad_request(format!(
+                        "Unable to parse \"expires_in\": {s:?} is not a duration such as 1h."
+                    ))
+                    .into_response(),
+                ));
+            }
+        },
+    };
+    match reg.store.get_identity(identity_id, false).await {
+        Ok(Some(identity)) => Ok((lifespan, identity)),
+        Ok(None) => Err(Box::new(
+            ApiError::not_found("The requested resource could not be found")
+                .reason("The identity could not be found.")
+                .into_response(),
+        )),
+        Err(e) => Err(Box::new(ApiError::from(e).into_response())),
+    }
+}
+
 /// `POST /admin/recovery/code` body.
 #[derive(Debug, serde::Deserialize)]
 pub(crate) struct AdminCodeBody {
@@ -221,26 +254,16 @@ pub(crate) async fn create_code_for_identity(
             return ApiError::bad_request(format!("Unknown flow type {other:?}.")).into_response();
         }
     };
-    let lifespan = match body.expires_in.as_deref() {
-        None | Some("") => reg.config.recovery.lifespan,
-        Some(s) => match crate::config::parse_duration(s) {
-            Some(d) if d.is_positive() => d,
-            _ => {
-                return ApiError::bad_request(format!(
-                    "Unable to parse \"expires_in\": {s:?} is not a duration such as 1h."
-                ))
-                .into_response();
-            }
-        },
-    };
-    let identity = match reg.store.get_identity(body.identity_id, false).await {
-        Ok(Some(i)) => i,
-        Ok(None) => {
-            return ApiError::not_found("The requested resource could not be found")
-                .reason("The identity could not be found.")
-                .into_response();
-        }
-        Err(e) => return ApiError::from(e).into_response(),
+    let (lifespan, identity) = match admin_recovery_target(
+        reg,
+        body.expires_in.as_deref(),
+        reg.config.recovery.lifespan,
+        body.identity_id,
+    )
+    .await
+    {
+        Ok(target) => target,
+        Err(res) => return *res,
     };
     let mut flow = match super::create(
         reg,
@@ -314,26 +337,16 @@ pub(crate) async fn create_link_for_identity(
             .reason("selfservice.methods.link.enabled is false.")
             .into_response();
     }
-    let lifespan = match body.expires_in.as_deref() {
-        None | Some("") => reg.config.link.lifespan,
-        Some(s) => match crate::config::parse_duration(s) {
-            Some(d) if d.is_positive() => d,
-            _ => {
-                return ApiError::bad_request(format!(
-                    "Unable to parse \"expires_in\": {s:?} is not a duration such as 1h."
-                ))
-                .into_response();
-            }
-        },
-    };
-    let identity = match reg.store.get_identity(body.identity_id, false).await {
-        Ok(Some(i)) => i,
-        Ok(None) => {
-            return ApiError::not_found("The requested resource could not be found")
-                .reason("The identity could not be found.")
-                .into_response();
-        }
-        Err(e) => return ApiError::from(e).into_response(),
+    let (lifespan, identity) = match admin_recovery_target(
+        reg,
+        body.expires_in.as_deref(),
+        reg.config.link.lifespan,
+        body.identity_id,
+    )
+    .await
+    {
+        Ok(target) => target,
+        Err(res) => return *res,
     };
     let mut flow = match super::create(
         reg,
