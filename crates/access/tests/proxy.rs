@@ -395,6 +395,30 @@ async fn header_stack() -> (SocketAddr, SocketAddr, SocketAddr) {
             "authenticators": [{"handler": "noop"}],
             "authorizer": {"handler": "allow"},
             "mutators": [{"handler": "noop"}]
+        },
+        {
+            "id": "prio-any",
+            "match": {"url": format!("http://{proxy}/prio/<**>"), "methods": ["GET"]},
+            "authenticators": [{"handler": "noop"}],
+            "authorizer": {"handler": "allow"},
+            "mutators": [{"handler": "noop"}],
+            "upstream": {"url": format!("http://{upstream}")}
+        },
+        {
+            "id": "prio-admin",
+            "priority": 10,
+            "match": {"url": format!("http://{proxy}/prio/admin<**>"), "methods": ["GET"]},
+            "authenticators": [{"handler": "noop"}],
+            "authorizer": {"handler": "deny"},
+            "mutators": [{"handler": "noop"}]
+        },
+        {
+            "id": "prio-tie",
+            "priority": 10,
+            "match": {"url": format!("http://{proxy}/prio/admin/tie"), "methods": ["GET"]},
+            "authenticators": [{"handler": "noop"}],
+            "authorizer": {"handler": "allow"},
+            "mutators": [{"handler": "noop"}]
         }
     ]);
     let config = json!({
@@ -495,6 +519,14 @@ async fn deny_overlap_and_unreachable_upstreams_map_to_oathkeeper_statuses() {
     assert_eq!(res.headers()["www-authenticate"], "Basic realm=Portcullis");
     let res = get("/api/overlap").await.expect("request");
     assert_eq!(res.status(), 500, "two rules match");
+    // The priority extension: the higher-priority rule wins an overlap; a tie at the top
+    // is still Oathkeeper's 500.
+    assert_eq!(get("/prio/page").await.expect("request").status(), 200);
+    assert_eq!(
+        get("/prio/admin/users").await.expect("request").status(),
+        403
+    );
+    assert_eq!(get("/prio/admin/tie").await.expect("request").status(), 500);
     // GHSA-p224-6x5r-fjpm: a traversal out of a permissive rule is matched as its target.
     assert_eq!(get("/public/ok").await.expect("request").status(), 200);
     // Sent raw: HTTP clients would resolve the dot segments themselves.
@@ -539,8 +571,11 @@ async fn api_serves_health_rules_and_decisions() {
         .json()
         .await
         .expect("json");
-    assert_eq!(rules.as_array().map(Vec::len), Some(6));
+    assert_eq!(rules.as_array().map(Vec::len), Some(9));
     assert_eq!(rules[1]["id"], "headers");
+    // The priority extension is served back only on rules that set it.
+    assert_eq!(rules[1].get("priority"), None);
+    assert_eq!(rules[7]["priority"], 10);
     assert_eq!(rules[1]["match"]["methods"], json!(["get", "POST"]));
     let page: Value = c
         .get(format!("http://{api}/rules?limit=1&offset=1"))

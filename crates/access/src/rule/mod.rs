@@ -55,6 +55,11 @@ pub struct RawRule {
     /// Where matching requests are forwarded.
     #[serde(default)]
     pub upstream: RawUpstream,
+    /// Portcullis extension, opt-in: when several rules match a request, the one with the
+    /// highest priority wins (a rule with a priority outranks rules without). Without
+    /// priorities, or on a tie at the top, several matches are a 500 as in Oathkeeper.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
 }
 
 /// `match`.
@@ -132,20 +137,33 @@ impl RuleSet {
         self.rules.iter().filter(|r| r.pipeline.is_ok()).count()
     }
 
-    /// The one rule matching the request, with its capture groups: 404 if none, 500 if several.
+    /// The one rule matching the request, with its capture groups: 404 if none, 500 if several
+    /// share the highest `priority` (all of them, when no rule sets one, as in Oathkeeper).
     pub fn find(
         &self,
         request: &RequestContext,
     ) -> Result<(Arc<Rule>, Vec<String>), PipelineError> {
         let url = request.match_url();
-        let mut found = None;
+        let mut found: Option<(Arc<Rule>, Vec<String>)> = None;
+        let mut tie = false;
         for rule in &self.rules {
-            if let Some(captures) = rule.matcher.matches(request.method.as_str(), &url) {
-                if found.is_some() {
-                    return Err(PipelineError::several_rules());
+            let Some(captures) = rule.matcher.matches(request.method.as_str(), &url) else {
+                continue;
+            };
+            let rank = found
+                .as_ref()
+                .map(|(best, _)| rule.raw.priority.cmp(&best.raw.priority));
+            match rank {
+                None | Some(std::cmp::Ordering::Greater) => {
+                    found = Some((Arc::clone(rule), captures));
+                    tie = false;
                 }
-                found = Some((Arc::clone(rule), captures));
+                Some(std::cmp::Ordering::Equal) => tie = true,
+                Some(std::cmp::Ordering::Less) => {}
             }
+        }
+        if tie {
+            return Err(PipelineError::several_rules());
         }
         found.ok_or_else(PipelineError::no_rule)
     }
