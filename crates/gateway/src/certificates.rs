@@ -46,15 +46,15 @@ impl CertifiedPair {
     ) -> Result<Self, DefaultCertificateError> {
         let load = |(cert, key): &(std::path::PathBuf, std::path::PathBuf)| {
             let read = |path: &std::path::Path| {
-                std::fs::read_to_string(path).map_err(|source| DefaultCertificateError::Read {
+                std::fs::read_to_string(path).map_err(|error| DefaultCertificateError::Read {
                     path: path.display().to_string(),
-                    source,
+                    error,
                 })
             };
-            crate::entity::certificate::certified_key(&read(cert)?, &read(key)?).map_err(|source| {
+            crate::entity::certificate::certified_key(&read(cert)?, &read(key)?).map_err(|error| {
                 DefaultCertificateError::Pem {
                     path: cert.display().to_string(),
-                    source,
+                    error,
                 }
             })
         };
@@ -79,10 +79,10 @@ impl CertifiedPair {
         let cert = params
             .self_signed(&key)
             .map_err(DefaultCertificateError::Generate)?;
-        Self::from_pem(&cert.pem(), &key.serialize_pem()).map_err(|source| {
+        Self::from_pem(&cert.pem(), &key.serialize_pem()).map_err(|error| {
             DefaultCertificateError::Pem {
                 path: "(generated)".into(),
-                source,
+                error,
             }
         })
     }
@@ -107,20 +107,20 @@ pub enum DefaultCertificateError {
     #[error("ssl_cert: no certificate/key pair configured")]
     Missing,
     /// A file could not be read.
-    #[error("ssl_cert: {path}: {source}")]
+    #[error("ssl_cert: {path}: {error}")]
     Read {
         /// The file.
         path: String,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (kept out of the error chain: the message already says it).
+        error: std::io::Error,
     },
     /// A certificate or key file does not load.
-    #[error("ssl_cert: {path}: {source}")]
+    #[error("ssl_cert: {path}: {error}")]
     Pem {
         /// The certificate file.
         path: String,
-        /// The cause.
-        source: PemError,
+        /// The cause (kept out of the error chain: the message already says it).
+        error: PemError,
     },
     /// The self-signed certificate could not be generated.
     #[error("generating the self-signed default certificate: {0}")]

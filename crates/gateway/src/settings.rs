@@ -324,10 +324,11 @@ fn cert_pairs(
     };
     let (certs, keys) = (split(certs), split(keys));
     if certs.len() != keys.len() {
+        // Blame the longer list: it is the one that was set.
         let (origin, key) = if certs.len() > keys.len() {
-            (key_origin, "ssl_cert_key")
-        } else {
             (cert_origin, "ssl_cert")
+        } else {
+            (key_origin, "ssl_cert_key")
         };
         return Err(SettingsError::Invalid {
             origin: origin.clone(),
@@ -416,7 +417,11 @@ mod tests {
         assert_eq!(s.ssl_cert[1].1, std::path::PathBuf::from("/c/b.key"));
         let err = GatewaySettings::load(None, env(&[("KONG_SSL_CERT", "/c/a.crt")]))
             .expect_err("unpaired");
-        assert!(err.to_string().contains("ssl_cert_key"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("environment variable KONG_SSL_CERT: ssl_cert:"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -266,6 +266,29 @@ async fn generated_default_certificate_is_served_without_a_match() {
     assert_eq!(st, 404, "{body}");
 }
 
+#[test]
+fn default_certificate_files_load_and_errors_name_the_setting() {
+    let pki = Pki::new();
+    let files = pki.leaf(&["files.test"]);
+    let dir = tempfile::tempdir().expect("dir");
+    let (cert, key) = (dir.path().join("a.crt"), dir.path().join("a.key"));
+    std::fs::write(&cert, &files.cert).expect("write");
+    std::fs::write(&key, &files.key).expect("write");
+    let pair = CertifiedPair::from_files(&[(cert.clone(), key.clone())]).expect("load");
+    assert_eq!(pair.main.cert[0].as_ref(), files.der.as_slice());
+    assert!(pair.alt.is_none());
+
+    let missing = dir.path().join("missing.key");
+    let err = CertifiedPair::from_files(&[(cert.clone(), missing)]).expect_err("missing");
+    assert!(err.to_string().starts_with("ssl_cert: "), "{err}");
+    assert!(err.to_string().contains("missing.key"), "{err}");
+
+    let other = pki.leaf(&["other.test"]);
+    std::fs::write(&key, &other.key).expect("write");
+    let err = CertifiedPair::from_files(&[(cert, key)]).expect_err("mismatch");
+    assert!(err.to_string().contains("does not match"), "{err}");
+}
+
 /// An https upstream with a self-signed `localhost` certificate that answers
 /// `{sni, host, path}`.
 async fn tls_upstream() -> SocketAddr {
