@@ -38,6 +38,55 @@ impl CertifiedPair {
         })
     }
 
+    /// Kong's default certificate from `ssl_cert`/`ssl_cert_key` file pairs: the first pair
+    /// is the main key and a second one (Kong's RSA + ECDSA setup) the alternative; further
+    /// pairs are ignored. `pairs` must not be empty.
+    pub fn from_files(
+        pairs: &[(std::path::PathBuf, std::path::PathBuf)],
+    ) -> Result<Self, DefaultCertificateError> {
+        let load = |(cert, key): &(std::path::PathBuf, std::path::PathBuf)| {
+            let read = |path: &std::path::Path| {
+                std::fs::read_to_string(path).map_err(|error| DefaultCertificateError::Read {
+                    path: path.display().to_string(),
+                    error,
+                })
+            };
+            crate::entity::certificate::certified_key(&read(cert)?, &read(key)?).map_err(|error| {
+                DefaultCertificateError::Pem {
+                    path: cert.display().to_string(),
+                    error,
+                }
+            })
+        };
+        let mut loaded = pairs.iter().take(2).map(load);
+        let main = loaded.next().ok_or(DefaultCertificateError::Missing)??;
+        let alt = loaded.next().transpose()?;
+        if pairs.len() > 2 {
+            tracing::warn!("ssl_cert: only the first two certificate/key pairs are used");
+        }
+        Ok(Self { main, alt })
+    }
+
+    /// A self-signed ECDSA P-256 certificate for `localhost`, generated now: what Kong serves
+    /// when `ssl_cert` is not configured.
+    pub fn self_signed() -> Result<Self, DefaultCertificateError> {
+        let key = rcgen::KeyPair::generate().map_err(DefaultCertificateError::Generate)?;
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .map_err(DefaultCertificateError::Generate)?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        let cert = params
+            .self_signed(&key)
+            .map_err(DefaultCertificateError::Generate)?;
+        Self::from_pem(&cert.pem(), &key.serialize_pem()).map_err(|error| {
+            DefaultCertificateError::Pem {
+                path: "(generated)".into(),
+                error,
+            }
+        })
+    }
+
     /// The key to present to a client offering `schemes` (empty: any): the main one when
     /// it can sign with one of them, else the alternative one, else the main one.
     pub fn choose(&self, schemes: &[SignatureScheme]) -> Arc<CertifiedKey> {
@@ -49,6 +98,33 @@ impl CertifiedPair {
             _ => Arc::clone(&self.main),
         }
     }
+}
+
+/// Errors loading or generating the default certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum DefaultCertificateError {
+    /// No `ssl_cert`/`ssl_cert_key` pair was given.
+    #[error("ssl_cert: no certificate/key pair configured")]
+    Missing,
+    /// A file could not be read.
+    #[error("ssl_cert: {path}: {error}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause (kept out of the error chain: the message already says it).
+        error: std::io::Error,
+    },
+    /// A certificate or key file does not load.
+    #[error("ssl_cert: {path}: {error}")]
+    Pem {
+        /// The certificate file.
+        path: String,
+        /// The cause (kept out of the error chain: the message already says it).
+        error: PemError,
+    },
+    /// The self-signed certificate could not be generated.
+    #[error("generating the self-signed default certificate: {0}")]
+    Generate(rcgen::Error),
 }
 
 /// The immutable server-name → certificate table.

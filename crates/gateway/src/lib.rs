@@ -77,7 +77,10 @@ pub(crate) struct Inner {
     /// Per-node target health and connection counts, kept across rebuilds.
     pub(crate) health: balancer::HealthRegistry,
     rebuild: tokio::sync::Mutex<()>,
+    /// Verifies upstream certificates (services with `tls_verify = true`).
     pub(crate) client: UpstreamClient,
+    /// Does not verify them (Kong's default for https services).
+    pub(crate) unverified_client: UpstreamClient,
     pub(crate) node_id: Uuid,
     pub(crate) requests: AtomicU64,
     /// The configuration version the current table was built from (-1: none yet).
@@ -244,6 +247,7 @@ impl Gateway {
             health: balancer::HealthRegistry::default(),
             rebuild: tokio::sync::Mutex::new(()),
             client: portcullis_http::upstream_client(),
+            unverified_client: portcullis_http::upstream_client_unverified(),
             node_id: portcullis_core::new_id(),
             requests: AtomicU64::new(0),
             version: AtomicI64::new(-1),
@@ -282,13 +286,46 @@ impl Gateway {
     ) -> impl Future<Output = Result<(), portcullis_http::ServeError>> + Send + 'static {
         let inner = Arc::clone(&self.inner);
         async move {
-            proxy::server::serve(inner, listener, shutdown)
+            proxy::server::serve(inner, listener, None, shutdown)
                 .await
                 .map_err(|source| portcullis_http::ServeError::Serve {
                     what: "gateway proxy".into(),
                     source,
                 })
         }
+    }
+
+    /// Serves the proxy over TLS (`proxy_listen` entries flagged `ssl`, 0.0.0.0:8443 by
+    /// default) on a bound listener until `shutdown` fires: ALPN `h2` and `http/1.1`, the
+    /// certificate chosen by [`Gateway::certificate_resolver`], requests seen as `https`.
+    pub fn serve_proxy_tls(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: portcullis_http::Shutdown,
+    ) -> impl Future<Output = Result<(), portcullis_http::ServeError>> + Send + 'static {
+        let inner = Arc::clone(&self.inner);
+        let acceptor = self.tls_acceptor();
+        async move {
+            let serve_error = |source| portcullis_http::ServeError::Serve {
+                what: "gateway proxy (TLS)".into(),
+                source,
+            };
+            let acceptor = acceptor.map_err(|e| serve_error(std::io::Error::other(e)))?;
+            proxy::server::serve(inner, listener, Some(acceptor), shutdown)
+                .await
+                .map_err(serve_error)
+        }
+    }
+
+    /// The TLS acceptor of the proxy's TLS listeners (ring provider, TLS 1.2 and 1.3).
+    fn tls_acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, rustls::Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(self.certificate_resolver());
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     }
 
     /// The current TLS certificate table (a snapshot; see [`Gateway::certificate_resolver`]).

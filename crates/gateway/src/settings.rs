@@ -46,7 +46,13 @@ pub enum Database {
 pub struct GatewaySettings {
     /// Plain-HTTP proxy listeners (`proxy_listen` entries without `ssl`); empty when `off`.
     pub proxy_listen: Vec<SocketAddr>,
-    /// Plain-HTTP Admin API listeners (`admin_listen` entries without `ssl`).
+    /// TLS proxy listeners (`proxy_listen` entries flagged `ssl`, e.g. `0.0.0.0:8443`).
+    pub proxy_listen_tls: Vec<SocketAddr>,
+    /// `ssl_cert` / `ssl_cert_key`: the default certificate's PEM files, in pairs (empty: a
+    /// self-signed certificate is generated at start-up).
+    pub ssl_cert: Vec<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Plain-HTTP Admin API listeners (`admin_listen` entries without `ssl`; TLS Admin API
+    /// listeners are not served).
     pub admin_listen: Vec<SocketAddr>,
     /// The store.
     pub database: Database,
@@ -65,6 +71,8 @@ pub struct GatewaySettings {
 struct Raw {
     proxy_listen: (String, String),
     admin_listen: (String, String),
+    ssl_cert: (String, String),
+    ssl_cert_key: (String, String),
     database: (String, String),
     pg_host: String,
     pg_port: (String, String),
@@ -89,6 +97,8 @@ impl GatewaySettings {
         let mut raw = Raw {
             proxy_listen: ("0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 http2 ssl reuseport backlog=16384".into(), default_origin.clone()),
             admin_listen: ("127.0.0.1:8001 reuseport backlog=16384, 127.0.0.1:8444 http2 ssl reuseport backlog=16384".into(), default_origin.clone()),
+            ssl_cert: (String::new(), default_origin.clone()),
+            ssl_cert_key: (String::new(), default_origin.clone()),
             database: ("sqlite".into(), default_origin.clone()),
             pg_host: "127.0.0.1".into(),
             pg_port: ("5432".into(), default_origin.clone()),
@@ -158,6 +168,8 @@ impl Raw {
         match key {
             "proxy_listen" => self.proxy_listen = (value, origin),
             "admin_listen" => self.admin_listen = (value, origin),
+            "ssl_cert" => self.ssl_cert = (value, origin),
+            "ssl_cert_key" => self.ssl_cert_key = (value, origin),
             "database" => self.database = (value, origin),
             "pg_host" => self.pg_host = value,
             "pg_port" => self.pg_port = (value, origin),
@@ -178,8 +190,9 @@ impl Raw {
     }
 
     fn compile(self) -> Result<GatewaySettings, SettingsError> {
-        let proxy_listen = listeners("proxy_listen", &self.proxy_listen)?;
-        let admin_listen = listeners("admin_listen", &self.admin_listen)?;
+        let (proxy_listen, proxy_listen_tls) = listeners("proxy_listen", &self.proxy_listen)?;
+        let (admin_listen, _) = listeners("admin_listen", &self.admin_listen)?;
+        let ssl_cert = cert_pairs(&self.ssl_cert, &self.ssl_cert_key)?;
         let (db, origin) = &self.database;
         let database = match db.to_ascii_lowercase().as_str() {
             "sqlite" => Database::Sqlite,
@@ -259,6 +272,8 @@ impl Raw {
             passive_recovery,
             trusted_ips,
             proxy_listen,
+            proxy_listen_tls,
+            ssl_cert,
             admin_listen,
             database,
             admin_token: self.admin_token.map(Secret::new),
@@ -268,28 +283,64 @@ impl Raw {
 }
 
 /// Parses Kong's listen syntax: `off`, or comma-separated `addr:port [flags…]` entries.
-/// Entries flagged `ssl` are skipped: TLS listeners are not served yet.
+/// Returns the plain entries and those flagged `ssl`; other flags (`http2`, `reuseport`,
+/// `backlog=…`) need nothing: every listener speaks HTTP/2.
 fn listeners(
     key: &str,
     (value, origin): &(String, String),
-) -> Result<Vec<SocketAddr>, SettingsError> {
+) -> Result<(Vec<SocketAddr>, Vec<SocketAddr>), SettingsError> {
+    let (mut plain, mut tls) = (Vec::new(), Vec::new());
     if value.trim().eq_ignore_ascii_case("off") {
-        return Ok(Vec::new());
+        return Ok((plain, tls));
     }
-    let mut out = Vec::new();
     for entry in value.split(',') {
         let mut words = entry.split_whitespace();
         let Some(addr) = words.next() else { continue };
-        if words.any(|w| w == "ssl") {
-            continue;
-        }
-        out.push(parse_addr(addr).ok_or_else(|| SettingsError::Invalid {
+        let addr = parse_addr(addr).ok_or_else(|| SettingsError::Invalid {
             origin: origin.clone(),
             key: key.into(),
             message: format!("'{addr}' is not a valid address (expected ip:port)"),
-        })?);
+        })?;
+        if words.any(|w| w == "ssl") {
+            tls.push(addr);
+        } else {
+            plain.push(addr);
+        }
     }
-    Ok(out)
+    Ok((plain, tls))
+}
+
+/// Pairs Kong's comma-separated `ssl_cert` and `ssl_cert_key` file lists.
+fn cert_pairs(
+    (certs, cert_origin): &(String, String),
+    (keys, key_origin): &(String, String),
+) -> Result<Vec<(std::path::PathBuf, std::path::PathBuf)>, SettingsError> {
+    let split = |v: &str| -> Vec<std::path::PathBuf> {
+        v.split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from)
+            .collect()
+    };
+    let (certs, keys) = (split(certs), split(keys));
+    if certs.len() != keys.len() {
+        // Blame the longer list: it is the one that was set.
+        let (origin, key) = if certs.len() > keys.len() {
+            (cert_origin, "ssl_cert")
+        } else {
+            (key_origin, "ssl_cert_key")
+        };
+        return Err(SettingsError::Invalid {
+            origin: origin.clone(),
+            key: key.into(),
+            message: format!(
+                "ssl_cert lists {} file(s) but ssl_cert_key lists {}; they must pair up",
+                certs.len(),
+                keys.len()
+            ),
+        });
+    }
+    Ok(certs.into_iter().zip(keys).collect())
 }
 
 fn parse_addr(s: &str) -> Option<SocketAddr> {
@@ -322,6 +373,11 @@ mod tests {
         let s = GatewaySettings::load(None, env(&[("HOME", "/x")])).expect("defaults");
         assert_eq!(s.proxy_listen, vec!["0.0.0.0:8000".parse().expect("addr")]);
         assert_eq!(
+            s.proxy_listen_tls,
+            vec!["0.0.0.0:8443".parse().expect("addr")]
+        );
+        assert!(s.ssl_cert.is_empty());
+        assert_eq!(
             s.admin_listen,
             vec!["127.0.0.1:8001".parse().expect("addr")]
         );
@@ -332,6 +388,39 @@ mod tests {
         assert_eq!(
             s.admin_token.as_ref().map(|t| t.expose().as_str()),
             Some("t0k")
+        );
+    }
+
+    #[test]
+    fn tls_listeners_and_certificate_files() {
+        let s = GatewaySettings::load(
+            None,
+            env(&[
+                (
+                    "KONG_PROXY_LISTEN",
+                    "127.0.0.1:9443 http2 ssl, 127.0.0.1:9000",
+                ),
+                ("KONG_SSL_CERT", "/c/a.crt, /c/b.crt"),
+                ("KONG_SSL_CERT_KEY", "/c/a.key,/c/b.key"),
+            ]),
+        )
+        .expect("tls");
+        assert_eq!(
+            s.proxy_listen,
+            vec!["127.0.0.1:9000".parse().expect("addr")]
+        );
+        assert_eq!(
+            s.proxy_listen_tls,
+            vec!["127.0.0.1:9443".parse().expect("addr")]
+        );
+        assert_eq!(s.ssl_cert.len(), 2);
+        assert_eq!(s.ssl_cert[1].1, std::path::PathBuf::from("/c/b.key"));
+        let err = GatewaySettings::load(None, env(&[("KONG_SSL_CERT", "/c/a.crt")]))
+            .expect_err("unpaired");
+        assert!(
+            err.to_string()
+                .starts_with("environment variable KONG_SSL_CERT: ssl_cert:"),
+            "{err}"
         );
     }
 

@@ -16,8 +16,11 @@ use crate::entity::{Route, Service, Target as UpstreamTarget, Upstream as Upstre
 pub struct Upstream {
     /// The service id.
     pub service_id: Uuid,
-    /// `http` or `https` (the latter is not proxied yet).
+    /// `http` or `https` (others are not proxied).
     pub protocol: String,
+    /// `tls_verify = true`: the upstream's certificate is verified against the system's
+    /// trusted roots. Unset or false (Kong's default): it is not.
+    pub tls_verify: bool,
     /// `host:port` for the request URI (unused when `balancer` is set).
     pub authority: String,
     /// The upstream the service's host names, balanced per request.
@@ -134,6 +137,7 @@ fn upstream_of(s: &Service, balancer: Option<&Arc<Balancer>>) -> Upstream {
     Upstream {
         service_id: s.id,
         protocol: s.protocol.clone(),
+        tls_verify: s.tls_verify == Some(true),
         authority,
         balancer: balancer.cloned(),
         host_header: HeaderValue::from_str(&header)

@@ -13,7 +13,9 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 pub use tokio_util::sync::CancellationToken as Shutdown;
 
-pub use client::{TlsError, UpstreamClient, upstream_client, upstream_client_trusting};
+pub use client::{
+    TlsError, UpstreamClient, upstream_client, upstream_client_trusting, upstream_client_unverified,
+};
 
 /// Errors binding or serving a listener.
 #[derive(Debug, thiserror::Error)]

@@ -96,6 +96,7 @@ async fn wait_all(
 }
 
 async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    use portcullis_gateway::certificates::CertifiedPair;
     use portcullis_gateway::{Database, Gateway, GatewayOptions};
     let settings =
         portcullis_gateway::GatewaySettings::load(args.config.as_deref(), std::env::vars())?;
@@ -103,10 +104,25 @@ async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     for addr in &settings.proxy_listen {
         servers.push((bind(*addr, "gateway proxy").await?, "gateway proxy"));
     }
+    for addr in &settings.proxy_listen_tls {
+        servers.push((
+            bind(*addr, "gateway proxy (TLS)").await?,
+            "gateway proxy (TLS)",
+        ));
+    }
     for addr in &settings.admin_listen {
         servers.push((bind(*addr, "gateway admin API").await?, "gateway admin API"));
     }
-    let options = GatewayOptions::from_settings(&settings);
+    let mut options = GatewayOptions::from_settings(&settings);
+    if !settings.proxy_listen_tls.is_empty() {
+        // Like Kong: without `ssl_cert`, a self-signed certificate is generated at start-up.
+        let pair = if settings.ssl_cert.is_empty() {
+            CertifiedPair::self_signed()?
+        } else {
+            CertifiedPair::from_files(&settings.ssl_cert)?
+        };
+        options.default_certificate = Some(pair);
+    }
     let gw = match &settings.database {
         // DB-less: the declarative kong.yml is the whole configuration.
         Database::Off => {
@@ -127,6 +143,8 @@ async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     for (listener, what) in servers {
         if what == "gateway proxy" {
             tasks.spawn(gw.serve_proxy(listener, shutdown.clone()));
+        } else if what == "gateway proxy (TLS)" {
+            tasks.spawn(gw.serve_proxy_tls(listener, shutdown.clone()));
         } else {
             tasks.spawn(serve(listener, gw.admin_router(), what, shutdown.clone()));
         }

@@ -29,7 +29,7 @@ pub enum ProxyErrorKind {
     UpstreamInvalid,
     /// No response head within the read timeout: 504.
     UpstreamTimeout,
-    /// The service's protocol cannot be proxied yet (https and others): 502.
+    /// The service's protocol cannot be proxied (grpc, tcp and others): 502.
     UnsupportedProtocol,
     /// The upstream has no healthy target left (or too little healthy weight): 503.
     NoPeer,

@@ -136,7 +136,7 @@ impl Forwarded {
         };
         let proto = from_client(&X_FORWARDED_PROTO)
             .map(|p| p.to_ascii_lowercase())
-            .unwrap_or_else(|| "http".to_string());
+            .unwrap_or_else(|| if conn.tls { "https" } else { "http" }.to_string());
         let host_name = from_client(&X_FORWARDED_HOST)
             .or(host)
             .map(host_name)

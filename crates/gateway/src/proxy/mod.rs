@@ -208,11 +208,22 @@ async fn forward(
     let Some(upstream) = &target.upstream else {
         return Err(fail(ProxyErrorKind::NoService));
     };
-    if upstream.protocol != "http" {
-        tracing::warn!(service = %upstream.service_id, protocol = %upstream.protocol,
-            "only http upstreams can be proxied so far");
-        return Err(fail(ProxyErrorKind::UnsupportedProtocol));
-    }
+    let scheme = match upstream.protocol.as_str() {
+        "http" => http::uri::Scheme::HTTP,
+        "https" => http::uri::Scheme::HTTPS,
+        _ => {
+            tracing::warn!(service = %upstream.service_id, protocol = %upstream.protocol,
+                "only http and https upstreams can be proxied");
+            return Err(fail(ProxyErrorKind::UnsupportedProtocol));
+        }
+    };
+    // Like Kong (nginx's `proxy_ssl_verify off`), https upstreams are not verified unless
+    // the service sets `tls_verify`.
+    let client = if scheme == http::uri::Scheme::HTTPS && !upstream.tls_verify {
+        &inner.unverified_client
+    } else {
+        &inner.client
+    };
     let upgrade = websocket::requested(&req).map(|value| (value, hyper::upgrade::on(&mut req)));
     let forwarded_path = req.uri().path().to_string();
     let raw_query = req.uri().query().map(str::to_string);
@@ -277,7 +288,7 @@ async fn forward(
         let authority = pick
             .as_ref()
             .map_or(upstream.authority.as_str(), |p| p.member.authority.as_str());
-        let uri = upstream_uri(authority, &path_and_query)
+        let uri = upstream_uri(scheme.clone(), authority, &path_and_query)
             .ok_or_else(|| fail(ProxyErrorKind::UpstreamInvalid))?;
         let mut out = http::Request::new(body.take().unwrap_or_else(Body::empty));
         *out.method_mut() = method.clone();
@@ -292,7 +303,7 @@ async fn forward(
             out.headers_mut()
                 .insert(header::HOST, p.member.host_header.clone());
         }
-        let result = tokio::time::timeout(upstream.read_timeout, inner.client.request(out)).await;
+        let result = tokio::time::timeout(upstream.read_timeout, client.request(out)).await;
         let (error, outcome) = match result {
             Ok(Ok(r)) => {
                 if let (Some(b), Some(p)) = (&upstream.balancer, &pick) {
@@ -359,11 +370,11 @@ async fn forward(
     Ok(Response::from_parts(parts, body))
 }
 
-/// `http://{authority}{path_and_query}` as a URI, built without an intermediate string parse
-/// of the whole URL.
-fn upstream_uri(authority: &str, path_and_query: &str) -> Option<Uri> {
+/// `{scheme}://{authority}{path_and_query}` as a URI, built without an intermediate string
+/// parse of the whole URL.
+fn upstream_uri(scheme: http::uri::Scheme, authority: &str, path_and_query: &str) -> Option<Uri> {
     Uri::builder()
-        .scheme(http::uri::Scheme::HTTP)
+        .scheme(scheme)
         .authority(authority)
         .path_and_query(path_and_query)
         .build()

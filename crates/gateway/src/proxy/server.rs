@@ -1,5 +1,6 @@
 //! The proxy listener: hyper serving HTTP/1.1 (with upgrades) and HTTP/2 (prior-knowledge
-//! h2c) on each accepted connection, straight into the proxy handler.
+//! h2c) on each accepted connection, straight into the proxy handler; on TLS listeners the
+//! same after a rustls handshake (ALPN `h2` or `http/1.1`, certificate chosen by SNI).
 //!
 //! Key decision: the proxy does not go through axum's router or tower layers. It has one
 //! handler and no routes of its own, so each request goes from hyper's connection task to
@@ -16,6 +17,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use portcullis_http::Shutdown;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::Inner;
 
@@ -26,19 +28,31 @@ pub(crate) struct ConnInfo {
     pub peer: SocketAddr,
     /// The port the client connected to (`X-Forwarded-Port`).
     pub local_port: u16,
+    /// The connection is TLS: the scheme is `https`.
+    pub tls: bool,
 }
 
 /// How long draining connections may take after shutdown before they are dropped.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves the proxy on a bound listener until `shutdown` fires, then drains connections.
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Serves the proxy on a bound listener until `shutdown` fires, then drains connections;
+/// with `tls`, every connection is a TLS one.
 pub(crate) async fn serve(
     inner: Arc<Inner>,
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
     let local_port = listener.local_addr()?.port();
-    tracing::info!(addr = ?listener.local_addr().ok(), what = "gateway proxy", "listening");
+    let what = if tls.is_some() {
+        "gateway proxy (TLS)"
+    } else {
+        "gateway proxy"
+    };
+    tracing::info!(addr = ?listener.local_addr().ok(), what, "listening");
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -59,18 +73,45 @@ pub(crate) async fn serve(
             () = shutdown.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
-        let info = ConnInfo { peer, local_port };
+        let info = ConnInfo {
+            peer,
+            local_port,
+            tls: tls.is_some(),
+        };
         let inner = Arc::clone(&inner);
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let inner = Arc::clone(&inner);
             async move { Ok::<_, Infallible>(super::handle(inner, req, info).await) }
         });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let Some(acceptor) = &tls else {
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, peer = %peer, "proxy connection ended with an error");
+                }
+            });
+            continue;
+        };
+        // The handshake runs in the connection's task so a slow client never stalls accept.
+        let (acceptor, builder, watcher) = (acceptor.clone(), builder.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let stream =
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, peer = %peer, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(peer = %peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(error = %e, peer = %peer, "proxy connection ended with an error");
             }
         });

@@ -101,6 +101,21 @@ macro_rules! on_both {
 }
 
 impl Stack {
+    /// Serves the proxy over TLS too, on an ephemeral port; returns its address.
+    pub async fn serve_tls(&self) -> SocketAddr {
+        let l = portcullis_http::bind(local(), "gateway proxy (TLS)")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(self.gateway.serve_proxy_tls(l, self.shutdown.clone()));
+        addr
+    }
+
+    /// The stack's shutdown signal (fired when it is dropped).
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
     pub async fn form(&self, method: reqwest::Method, path: &str, body: &str) -> (u16, Value) {
         let res = self
             .http

@@ -1,0 +1,382 @@
+//! The TLS proxy listener and https upstreams over real sockets: certificates chosen by SNI
+//! (exact, wildcard, default), HTTP/1.1 and h2 by ALPN, `X-Forwarded-Proto: https`,
+//! https-only routes, and services with `protocol = https` (verified or not). Every
+//! certificate is generated here by a throw-away CA.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use portcullis_db::testing::TestDb;
+use portcullis_gateway::GatewayOptions;
+use portcullis_gateway::certificates::CertifiedPair;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use reqwest::Method;
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use common::{Stack, start_with};
+
+/// A throw-away certificate authority.
+struct Pki {
+    ca: CertifiedIssuer<'static, KeyPair>,
+}
+
+/// A leaf certificate: PEM certificate and key, and the certificate's DER.
+struct Leaf {
+    cert: String,
+    key: String,
+    der: Vec<u8>,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "Portcullis test CA");
+        let ca =
+            CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("ca");
+        Self { ca }
+    }
+
+    fn leaf(&self, names: &[&str]) -> Leaf {
+        let key = KeyPair::generate().expect("key");
+        let params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        let cert = params.signed_by(&key, &*self.ca).expect("leaf");
+        Leaf {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+            der: cert.der().to_vec(),
+        }
+    }
+
+    /// A client trusting only this CA, offering `alpn`.
+    fn connector(&self, alpn: &[&[u8]]) -> TlsConnector {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der().clone()).expect("root");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        TlsConnector::from(Arc::new(config))
+    }
+}
+
+/// Connects to `addr` asking for `sni`; the handshake verifies the chain and the name.
+async fn connect(addr: SocketAddr, connector: &TlsConnector, sni: &str) -> TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let name = ServerName::try_from(sni.to_string()).expect("name");
+    connector.connect(name, tcp).await.expect("handshake")
+}
+
+/// The DER of the certificate the server presented.
+fn served(stream: &TlsStream<TcpStream>) -> Vec<u8> {
+    let certs = stream.get_ref().1.peer_certificates().expect("peer certs");
+    certs[0].as_ref().to_vec()
+}
+
+async fn body_json(res: hyper::Response<Incoming>) -> (u16, Value) {
+    let status = res.status().as_u16();
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    let value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    (status, value)
+}
+
+/// One HTTP/1.1 GET over an established stream.
+async fn get_h1(stream: TlsStream<TcpStream>, host: &str, path: &str) -> (u16, Value) {
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("h1 handshake");
+    tokio::spawn(conn);
+    let req = hyper::Request::get(path)
+        .header("host", host)
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    body_json(sender.send_request(req).await.expect("response")).await
+}
+
+/// One HTTP/2 GET over an established stream.
+async fn get_h2(stream: TlsStream<TcpStream>, host: &str, path: &str) -> (u16, Value) {
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    let req = hyper::Request::get(format!("https://{host}{path}"))
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    body_json(sender.send_request(req).await.expect("response")).await
+}
+
+async fn stack(options: GatewayOptions) -> Stack {
+    let db = TestDb::sqlite().await;
+    db.migrate(&[portcullis_gateway::migrations()])
+        .await
+        .expect("migrate");
+    start_with((*db).clone(), options, Some(db)).await
+}
+
+#[tokio::test]
+async fn tls_listener_selects_certificates_and_proxies_h1_and_h2() {
+    let pki = Pki::new();
+    let default = pki.leaf(&["*.fallback.test"]);
+    let options = GatewayOptions {
+        default_certificate: Some(
+            CertifiedPair::from_pem(&default.cert, &default.key).expect("default pair"),
+        ),
+        ..GatewayOptions::default()
+    };
+    let s = stack(options).await;
+    let tls = s.serve_tls().await;
+    let upstream = common::echo_upstream(s.shutdown()).await;
+
+    let exact = pki.leaf(&["exact.test"]);
+    let wild = pki.leaf(&["*.wild.test"]);
+    for (leaf, sni) in [(&exact, "exact.test"), (&wild, "*.wild.test")] {
+        let (st, body) = s
+            .json(
+                Method::POST,
+                "/certificates",
+                json!({"cert": leaf.cert, "key": leaf.key, "snis": [sni]}),
+            )
+            .await;
+        assert_eq!(st, 201, "{body}");
+    }
+    let (st, body) = s
+        .json(
+            Method::POST,
+            "/services",
+            json!({"name": "echo", "url": format!("http://{upstream}")}),
+        )
+        .await;
+    assert_eq!(st, 201, "{body}");
+    let (st, body) = s
+        .json(
+            Method::POST,
+            "/services/echo/routes",
+            json!({"name": "any", "paths": ["/any"]}),
+        )
+        .await;
+    assert_eq!(st, 201, "{body}");
+    let (st, body) = s
+        .json(
+            Method::POST,
+            "/services/echo/routes",
+            json!({"name": "secure", "paths": ["/secure"], "protocols": ["https"]}),
+        )
+        .await;
+    assert_eq!(st, 201, "{body}");
+
+    // SNI selection: exact, wildcard, then the default certificate.
+    let h1 = pki.connector(&[b"http/1.1"]);
+    let stream = connect(tls, &h1, "exact.test").await;
+    assert_eq!(served(&stream), exact.der);
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let (st, echoed) = get_h1(stream, "exact.test", "/any/h1").await;
+    assert_eq!(st, 200, "{echoed}");
+    let headers = &echoed["headers"];
+    assert_eq!(headers["x-forwarded-proto"], "https");
+    assert_eq!(headers["x-forwarded-port"], tls.port().to_string());
+    assert_eq!(headers["via"], "1.1 kong/3.10.0");
+
+    let stream = connect(tls, &h1, "a.wild.test").await;
+    assert_eq!(served(&stream), wild.der);
+    let stream = connect(tls, &h1, "deep.fallback.test").await;
+    assert_eq!(served(&stream), default.der);
+
+    // h2 by ALPN on the same listener.
+    let both = pki.connector(&[b"h2", b"http/1.1"]);
+    let stream = connect(tls, &both, "b.wild.test").await;
+    assert_eq!(served(&stream), wild.der);
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (st, echoed) = get_h2(stream, "b.wild.test", "/any/h2").await;
+    assert_eq!(st, 200, "{echoed}");
+    assert_eq!(echoed["headers"]["x-forwarded-proto"], "https");
+    assert_eq!(echoed["headers"]["via"], "2 kong/3.10.0");
+    assert_eq!(echoed["uri"], "/h2");
+
+    // An https-only route: 426 over plain HTTP, proxied over TLS.
+    let res = s
+        .http
+        .get(format!("{}/secure", s.proxy))
+        .send()
+        .await
+        .expect("plain");
+    assert_eq!(res.status().as_u16(), 426);
+    let stream = connect(tls, &h1, "exact.test").await;
+    let (st, echoed) = get_h1(stream, "exact.test", "/secure").await;
+    assert_eq!(st, 200, "{echoed}");
+    assert_eq!(echoed["headers"]["x-forwarded-proto"], "https");
+
+    // The plain listener still says http.
+    let (st, echoed) = common::status_json(
+        s.http
+            .get(format!("{}/any", s.proxy))
+            .send()
+            .await
+            .expect("plain"),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(echoed["headers"]["x-forwarded-proto"], "http");
+}
+
+#[tokio::test]
+async fn generated_default_certificate_is_served_without_a_match() {
+    let pair = CertifiedPair::self_signed().expect("self-signed");
+    let expected = pair.main.cert[0].as_ref().to_vec();
+    let s = stack(GatewayOptions {
+        default_certificate: Some(pair),
+        ..GatewayOptions::default()
+    })
+    .await;
+    let tls = s.serve_tls().await;
+    // The generated certificate is self-signed for localhost: trust it as its own root.
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(expected.clone()))
+        .expect("root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let stream = connect(tls, &TlsConnector::from(Arc::new(config)), "localhost").await;
+    assert_eq!(served(&stream), expected);
+    // No route yet: Kong's 404 comes back over TLS.
+    let (st, body) = get_h1(stream, "localhost", "/").await;
+    assert_eq!(st, 404, "{body}");
+}
+
+#[test]
+fn default_certificate_files_load_and_errors_name_the_setting() {
+    let pki = Pki::new();
+    let files = pki.leaf(&["files.test"]);
+    let dir = tempfile::tempdir().expect("dir");
+    let (cert, key) = (dir.path().join("a.crt"), dir.path().join("a.key"));
+    std::fs::write(&cert, &files.cert).expect("write");
+    std::fs::write(&key, &files.key).expect("write");
+    let pair = CertifiedPair::from_files(&[(cert.clone(), key.clone())]).expect("load");
+    assert_eq!(pair.main.cert[0].as_ref(), files.der.as_slice());
+    assert!(pair.alt.is_none());
+
+    let missing = dir.path().join("missing.key");
+    let err = CertifiedPair::from_files(&[(cert.clone(), missing)]).expect_err("missing");
+    assert!(err.to_string().starts_with("ssl_cert: "), "{err}");
+    assert!(err.to_string().contains("missing.key"), "{err}");
+
+    let other = pki.leaf(&["other.test"]);
+    std::fs::write(&key, &other.key).expect("write");
+    let err = CertifiedPair::from_files(&[(cert, key)]).expect_err("mismatch");
+    assert!(err.to_string().contains("does not match"), "{err}");
+}
+
+/// An https upstream with a self-signed `localhost` certificate that answers
+/// `{sni, host, path}`.
+async fn tls_upstream() -> SocketAddr {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    let key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![ck.cert.der().clone()], key)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind(common::local())
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let sni = tls.get_ref().1.server_name().map(str::to_string);
+                let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                    let body = json!({
+                        "sni": sni,
+                        "host": req.headers().get("host").and_then(|h| h.to_str().ok()),
+                        "path": req.uri().path(),
+                    });
+                    async move {
+                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(
+                            body.to_string(),
+                        ))))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn https_upstreams_are_proxied_unverified_by_default() {
+    let s = stack(GatewayOptions::default()).await;
+    let up = tls_upstream().await;
+    for (name, verify) in [("plain-default", None), ("verified", Some(true))] {
+        let mut service = json!({
+            "name": name, "protocol": "https", "host": "localhost", "port": up.port(),
+        });
+        if let Some(v) = verify {
+            service["tls_verify"] = json!(v);
+        }
+        let (st, body) = s.json(Method::POST, "/services", service).await;
+        assert_eq!(st, 201, "{body}");
+        let (st, body) = s
+            .json(
+                Method::POST,
+                &format!("/services/{name}/routes"),
+                json!({"paths": [format!("/{name}")]}),
+            )
+            .await;
+        assert_eq!(st, 201, "{body}");
+    }
+    // Kong's default: the upstream's certificate is not verified; Host and SNI are the
+    // service's host.
+    let (st, body) = common::status_json(
+        s.http
+            .get(format!("{}/plain-default/x", s.proxy))
+            .send()
+            .await
+            .expect("proxy"),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["sni"], "localhost");
+    assert_eq!(body["host"], format!("localhost:{}", up.port()));
+    assert_eq!(body["path"], "/x");
+    // tls_verify = true: the self-signed certificate is refused, Kong's 502.
+    let res = s
+        .http
+        .get(format!("{}/verified/x", s.proxy))
+        .send()
+        .await
+        .expect("proxy");
+    assert_eq!(res.status().as_u16(), 502);
+}
