@@ -350,9 +350,33 @@ impl CourierStore for SqlStore {
     }
 
     async fn get_message(&self, id: Uuid) -> Result<Option<Message>, StoreError> {
-        // Dispatches first: an attempt's dispatch and the message's new status commit together,
-        // so the message read afterwards is at least as new as every dispatch listed (read the
-        // other way round, a listed dispatch could come with the message still `processing`).
+        // An attempt's dispatch and the message's new status commit together, but the two
+        // reads below are separate statements. Reading the dispatches on both sides of the
+        // message and retrying when they differ yields a message and dispatches from the same
+        // committed state: no attempt can have landed between the reads.
+        let mut before = self.dispatches_of(id).await?;
+        loop {
+            let row = sqlx::query(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM courier_messages WHERE id = $1"
+            ))
+            .bind(id.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let after = self.dispatches_of(id).await?;
+            if after.len() == before.len() {
+                let mut m = message_from_row(&row)?;
+                m.dispatches = after;
+                return Ok(Some(m));
+            }
+            before = after;
+        }
+    }
+}
+
+impl SqlStore {
+    /// The dispatches of message `id`, oldest first.
+    async fn dispatches_of(&self, id: Uuid) -> Result<Vec<Dispatch>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, status, error, created_at FROM courier_message_dispatches \
              WHERE message_id = $1 ORDER BY created_at, id",
@@ -360,27 +384,20 @@ impl CourierStore for SqlStore {
         .bind(id.to_string())
         .fetch_all(self.pool())
         .await?;
-        let row = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM courier_messages WHERE id = $1"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let mut m = message_from_row(&row)?;
-        for r in &rows {
-            let did: String = r.try_get("id")?;
-            let error: Option<String> = r.try_get("error")?;
-            m.dispatches.push(Dispatch {
-                id: Uuid::parse_str(&did).map_err(|_| StoreError::Corrupt("uuid"))?,
-                status: r.try_get("status")?,
-                error: error
-                    .map(|e| serde_json::from_str(&e).map_err(|_| StoreError::Corrupt("json")))
-                    .transpose()?,
-                created_at: from_unix_millis(r.try_get("created_at")?),
-            });
-        }
-        Ok(Some(m))
+        rows.iter()
+            .map(|r| {
+                let did: String = r.try_get("id")?;
+                let error: Option<String> = r.try_get("error")?;
+                Ok(Dispatch {
+                    id: Uuid::parse_str(&did).map_err(|_| StoreError::Corrupt("uuid"))?,
+                    status: r.try_get("status")?,
+                    error: error
+                        .map(|e| serde_json::from_str(&e).map_err(|_| StoreError::Corrupt("json")))
+                        .transpose()?,
+                    created_at: from_unix_millis(r.try_get("created_at")?),
+                })
+            })
+            .collect()
     }
 }
 
