@@ -104,8 +104,9 @@ pub(super) struct Forwarded {
     pub client_ip: IpAddr,
     /// The peer is a trusted proxy: its `X-Forwarded-*` headers pass through.
     trusted: bool,
-    /// The scheme the client used, as far as Kong is concerned.
-    pub proto: String,
+    /// The client used https, as far as Kong is concerned (the TLS listener, or a trusted
+    /// peer's `X-Forwarded-Proto`).
+    pub https: bool,
     /// The host name (lowercased, no port) the client asked for.
     pub host_name: String,
     port: u16,
@@ -134,9 +135,8 @@ impl Forwarded {
         } else {
             peer
         };
-        let proto = from_client(&X_FORWARDED_PROTO)
-            .map(|p| p.to_ascii_lowercase())
-            .unwrap_or_else(|| if conn.tls { "https" } else { "http" }.to_string());
+        let https =
+            from_client(&X_FORWARDED_PROTO).map_or(conn.tls, |p| p.eq_ignore_ascii_case("https"));
         let host_name = from_client(&X_FORWARDED_HOST)
             .or(host)
             .map(host_name)
@@ -147,7 +147,7 @@ impl Forwarded {
         Self {
             client_ip,
             trusted,
-            proto,
+            https,
             host_name,
             port,
         }
@@ -176,11 +176,7 @@ impl Forwarded {
         if !keep(h, &X_FORWARDED_PROTO) {
             h.insert(
                 X_FORWARDED_PROTO.clone(),
-                HeaderValue::from_static(if self.proto == "https" {
-                    "https"
-                } else {
-                    "http"
-                }),
+                HeaderValue::from_static(if self.https { "https" } else { "http" }),
             );
         }
         if !keep(h, &X_FORWARDED_HOST) {

@@ -196,7 +196,7 @@ async fn forward(
         captures,
     } = decide(inner, &req, host)?;
     let forwarded = forwarded::Forwarded::compute(&inner.trusted_ips, &req, host, conn);
-    if !target.accepts_http && forwarded.proto != "https" {
+    if !target.accepts_http && !forwarded.https {
         let location = format!(
             "https://{}{}",
             forwarded.host_name,
