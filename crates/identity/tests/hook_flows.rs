@@ -253,7 +253,7 @@ async fn settings_pre_persist(db: TestDb) {
     let s = start_with_mail(db, move |v| {
         v["selfservice"]["flows"]["settings"]["after"] = json!({
             "profile": {"hooks": [h.hook("/check", IDENTITY_TEMPLATE, json!({"response": {"parse": true}}))]},
-            "password": {"hooks": [h.hook("/check", IDENTITY_TEMPLATE, json!({"can_interrupt": true}))]},
+            "password": {"hooks": [h.hook("/password-check", IDENTITY_TEMPLATE, json!({"can_interrupt": true}))]},
             "hooks": [h.hook("/notify", IDENTITY_TEMPLATE, json!({}))],
         });
     })
@@ -376,24 +376,28 @@ async fn settings_pre_persist(db: TestDb) {
         400
     );
 
-    // The password method's interrupting hook: nothing changes.
-    hooks.answer("/check", 400, refusal());
+    // Each method runs its own hooks (and the global ones): the password method's
+    // interrupting hook refuses, nothing changes.
+    assert!(hooks.calls("/password-check").is_empty());
+    let profile_checks = hooks.calls("/check").len();
+    let notified = hooks.calls("/notify").len();
+    hooks.answer("/password-check", 400, refusal());
     let new_password = "another horse battery staple";
     let (status, body) = submit(json!({"method": "password", "password": new_password})).await;
     assert_eq!(status, 400, "{body:#}");
     assert_eq!(form_message_ids(&body), [10002]);
-    assert_eq!(
-        native_login(&s, "susan@example.com", PASSWORD)
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        native_login(&s, "susan@example.com", new_password)
-            .await
-            .status(),
-        400
-    );
+    assert_eq!(hooks.calls("/password-check").len(), 1);
+    assert_eq!(hooks.calls("/notify").len(), notified);
+    let login = native_login(&s, "susan@example.com", new_password).await;
+    assert_eq!(login.status(), 400);
+    hooks.answer("/password-check", 200, json!({}));
+    let (status, body) = submit(json!({"method": "password", "password": new_password})).await;
+    assert_eq!(status, 200, "{body:#}");
+    assert_eq!(hooks.calls("/password-check").len(), 2);
+    assert_eq!(hooks.calls("/notify").len(), notified + 1);
+    assert_eq!(hooks.calls("/check").len(), profile_checks);
+    let login = native_login(&s, "susan@example.com", new_password).await;
+    assert_eq!(login.status(), 200);
 }
 on_both!(settings_pre_persist);
 

@@ -322,7 +322,7 @@ async fn save(
     mut identity: Identity,
     method: &'static str,
 ) -> Outcome {
-    let hooks = &reg.config.web_hooks.settings_after;
+    let hooks = reg.config.web_hooks.settings_after(method);
     if let Err(refused) = hook::pre_persist(reg, ctx, flow, hooks, &mut identity, None).await {
         return match refused {
             hook::Refused::Form => Outcome::Form,
@@ -417,7 +417,7 @@ async fn succeed(
     tracing::info!(identity = %identity.id, method, "settings updated");
     // The hooks that can neither interrupt nor change the identity run once it is stored.
     let identity_json = identity.to_json(&reg.config.public_base_url, View::Admin);
-    let hooks = reg.config.web_hooks.settings_after.iter();
+    let hooks = reg.config.web_hooks.settings_after(method).iter();
     let post_persist: Vec<&hook::web_hook::WebHook> = hooks.filter(|h| !h.interrupts()).collect();
     if let Err(e) =
         hook::after_completed(reg, ctx, &flow, post_persist, Some(identity_json), None).await

@@ -37,8 +37,10 @@ pub struct WebHooks {
     pub login_after: Vec<WebHook>,
     /// `settings.before.hooks`.
     pub settings_before: Vec<WebHook>,
-    /// `settings.after[.password|.profile].hooks`.
-    pub settings_after: Vec<WebHook>,
+    /// `settings.after.hooks`, then `settings.after.profile.hooks`.
+    pub settings_after_profile: Vec<WebHook>,
+    /// `settings.after.hooks`, then `settings.after.password.hooks`.
+    pub settings_after_password: Vec<WebHook>,
     /// `recovery.before.hooks`.
     pub recovery_before: Vec<WebHook>,
     /// `recovery.after.hooks`.
@@ -84,12 +86,22 @@ impl WebHooks {
             login_before: collect("login", "before", &[])?,
             login_after: collect("login", "after", &["password"])?,
             settings_before: collect("settings", "before", &[])?,
-            settings_after: collect("settings", "after", &["password", "profile"])?,
+            settings_after_profile: collect("settings", "after", &["profile"])?,
+            settings_after_password: collect("settings", "after", &["password"])?,
             recovery_before: collect("recovery", "before", &[])?,
             recovery_after: collect("recovery", "after", &[])?,
             verification_before: collect("verification", "before", &[])?,
             verification_after: collect("verification", "after", &[])?,
         })
+    }
+
+    /// The settings after-hooks for a change by `method` (`profile` or `password`).
+    pub fn settings_after(&self, method: &str) -> &[WebHook] {
+        if method == "password" {
+            &self.settings_after_password
+        } else {
+            &self.settings_after_profile
+        }
     }
 }
 
