@@ -305,6 +305,16 @@ async fn settings_pre_persist(db: TestDb) {
     let stored = admin_identity(&s, &id).await;
     assert_eq!(stored["traits"], json!({"email": "sue@example.com"}));
 
+    // A refusal without messages in Kratos's shape still only interrupts: a generic message.
+    hooks.answer("/check", 403, json!("forbidden"));
+    let (status, body) = submit(profile("sue@blocked.example", "Sue")).await;
+    assert_eq!(status, 400, "{body:#}");
+    assert_eq!(form_message_ids(&body), [4000001]);
+    assert_eq!(
+        admin_identity(&s, &id).await["traits"]["email"],
+        "sue@example.com"
+    );
+
     // The hook's answer changes the identity before it is stored.
     hooks.answer(
         "/check",

@@ -7,7 +7,7 @@
 //! background and cannot fail the flow; otherwise a 4xx/5xx answer fails the flow, and with
 //! `can_interrupt` (or `response.parse`) a body in Kratos's shape
 //! (`{"messages":[{"instance_ptr":"#/traits/email","messages":[…]}]}`) becomes the form's
-//! messages. With `response.parse` a 2xx answer `{"identity": {"traits", "metadata_public",
+//! messages (any 4xx interrupts, with a generic message when the body has none). With `response.parse` a 2xx answer `{"identity": {"traits", "metadata_public",
 //! "metadata_admin"}}` changes the identity before it is stored. A template that raises
 //! `error "cancel"` skips the call. Calls go through the shared client (OS trust roots).
 
@@ -251,10 +251,15 @@ impl WebHook {
             });
         }
         tracing::info!(hook = ?self.id, url = %self.url, status = status.as_u16(), "web hook answered with an error");
-        if self.interrupts()
-            && let Some(messages) = parse_messages(&answer)
-        {
-            return Err(HookError::Interrupted(messages));
+        if self.interrupts() {
+            // A refusal (4xx) interrupts even without messages in Kratos's shape: the form
+            // then says only that a hook interrupted the flow. A 5xx is a failing hook
+            // unless it carries such messages.
+            match parse_messages(&answer) {
+                Some(messages) => return Err(HookError::Interrupted(messages)),
+                None if status.is_client_error() => return Err(HookError::Interrupted(Vec::new())),
+                None => {}
+            }
         }
         Err(HookError::Failed(format!(
             "web hook failed with status code {}",
