@@ -485,6 +485,11 @@ async fn registration_parse(db: TestDb) {
             h.hook("/second", IDENTITY_TEMPLATE, json!({"can_interrupt": true})),
             {"hook": "session"}
         ]);
+        v["selfservice"]["flows"]["login"]["after"]["hooks"] = json!([h.hook(
+            "/login-parse",
+            IDENTITY_TEMPLATE,
+            json!({"response": {"parse": true}})
+        )]);
     })
     .await;
     let register = |email: &str| {
@@ -515,6 +520,29 @@ async fn registration_parse(db: TestDb) {
     assert_eq!(stored["traits"]["name"], json!({"first": "Hooked"}));
     assert_eq!(stored["metadata_public"], json!({"source": "hook"}));
     assert_eq!(stored["metadata_admin"], json!({"score": 7}));
+
+    // Login takes no identity changes: a parse hook's answer is not read there.
+    let login_answer = "OK, not JSON";
+    hooks
+        .answers
+        .lock()
+        .unwrap()
+        .insert("/login-parse".into(), (200, login_answer.into()));
+    assert_eq!(
+        native_login(&s, "reg@example.com", PASSWORD).await.status(),
+        200
+    );
+    assert_eq!(hooks.calls("/login-parse").len(), 1);
+
+    // An answer that is not JSON where it could change the identity fails the flow.
+    hooks
+        .answers
+        .lock()
+        .unwrap()
+        .insert("/enrich".into(), (200, login_answer.into()));
+    let (status, body) = register("third@example.com").await;
+    assert_eq!(status, 500, "{body:#}");
+    assert_schema("errorGeneric", &body);
 
     // Invalid traits from the hook: the registration form's 400, nothing stored.
     hooks.answer(

@@ -222,14 +222,25 @@ pub(crate) async fn pre_persist<'a>(
                 session.clone(),
             )
         });
-        let changes = match hook.execute(&reg.http, c).await {
-            Ok(Some(changes)) => changes,
+        let answer = match hook.execute(&reg.http, c).await {
+            Ok(Some(answer)) => answer,
             Ok(None) => continue,
             Err(e) => {
                 return Err(match apply(flow, e) {
                     Ok(()) => Refused::Form,
                     Err(e) => Refused::Error(e),
                 });
+            }
+        };
+        let changes = match web_hook::identity_changes(&answer) {
+            Ok(Some(changes)) => changes,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(hook = ?hook.id, error = %e, "web hook answer not understood");
+                return Err(Refused::Error(
+                    ApiError::new(http::StatusCode::INTERNAL_SERVER_ERROR)
+                        .reason(format!("web hook answer: {e}")),
+                ));
             }
         };
         tracing::info!(hook = ?hook.id, identity = %identity.id, "web hook changed the identity");

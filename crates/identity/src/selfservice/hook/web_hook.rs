@@ -7,9 +7,11 @@
 //! background and cannot fail the flow; otherwise a 4xx/5xx answer fails the flow, and with
 //! `can_interrupt` (or `response.parse`) a body in Kratos's shape
 //! (`{"messages":[{"instance_ptr":"#/traits/email","messages":[…]}]}`) becomes the form's
-//! messages (any 4xx interrupts, with a generic message when the body has none). With `response.parse` a 2xx answer `{"identity": {"traits", "metadata_public",
-//! "metadata_admin"}}` changes the identity before it is stored. A template that raises
-//! `error "cancel"` skips the call. Calls go through the shared client (OS trust roots).
+//! messages (any 4xx interrupts, with a generic message when the body has none). With
+//! `response.parse`, a 2xx answer `{"identity": {"traits", "metadata_public",
+//! "metadata_admin"}}` may change the identity before it is stored ([`identity_changes`]).
+//! A template that raises `error "cancel"` skips the call. Calls go through the shared client
+//! (OS trust roots).
 
 use std::path::Path;
 use std::time::Duration;
@@ -201,13 +203,13 @@ impl WebHook {
         self.can_interrupt || self.parse
     }
 
-    /// Runs the hook with template context `ctx` over `client`; `Ok(Some(_))` carries the
-    /// identity changes of a `response.parse` hook.
+    /// Runs the hook with template context `ctx` over `client`; `Ok(Some(body))` is the 2xx
+    /// answer of a `response.parse` hook (see [`identity_changes`]).
     pub async fn execute(
         &self,
         client: &UpstreamClient,
         ctx: &Value,
-    ) -> Result<Option<IdentityChanges>, HookError> {
+    ) -> Result<Option<bytes::Bytes>, HookError> {
         let body = match &self.body {
             Some(template) => match super::jsonnet::render(template, ctx) {
                 Ok(v) => Some(v),
@@ -242,13 +244,7 @@ impl WebHook {
                 HookError::Failed(format!("web hook call failed: {e}"))
             })?;
         if status.as_u16() < 400 {
-            if !self.parse {
-                return Ok(None);
-            }
-            return parse_identity(&answer).map_err(|e| {
-                tracing::warn!(hook = ?self.id, url = %self.url, error = %e, "web hook answer not understood");
-                HookError::Failed(format!("web hook answer: {e}"))
-            });
+            return Ok(self.parse.then_some(answer));
         }
         tracing::info!(hook = ?self.id, url = %self.url, status = status.as_u16(), "web hook answered with an error");
         if self.interrupts() {
@@ -400,9 +396,10 @@ fn parse_messages(body: &[u8]) -> Option<Vec<(String, Vec<Text>)>> {
     )
 }
 
-/// A `response.parse` hook's 2xx answer: empty, or JSON whose `identity` object (when there
-/// is one) names the fields to replace.
-fn parse_identity(body: &[u8]) -> Result<Option<IdentityChanges>, String> {
+/// The identity changes in a `response.parse` hook's 2xx answer: none for an empty answer or
+/// JSON without an `identity` object, else the fields that object names; `Err` for an answer
+/// that is not JSON or whose `identity` is not an object.
+pub fn identity_changes(body: &[u8]) -> Result<Option<IdentityChanges>, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -543,18 +540,18 @@ mod tests {
         assert_eq!(parsed[0].1[0].id, 123);
         assert_eq!(parsed[1].0, "");
         assert!(parse_messages(b"not json").is_none());
-        assert_eq!(parse_identity(b" \n"), Ok(None));
-        assert_eq!(parse_identity(br#"{"other": 1}"#), Ok(None));
+        assert_eq!(identity_changes(b" \n"), Ok(None));
+        assert_eq!(identity_changes(br#"{"other": 1}"#), Ok(None));
         assert_eq!(
-            parse_identity(br#"{"identity": {"traits": {"a": 1}, "metadata_admin": null}}"#),
+            identity_changes(br#"{"identity": {"traits": {"a": 1}, "metadata_admin": null}}"#),
             Ok(Some(IdentityChanges {
                 traits: Some(json!({"a": 1})),
                 metadata_public: None,
                 metadata_admin: Some(Value::Null),
             }))
         );
-        assert!(parse_identity(b"<html>").is_err());
-        assert!(parse_identity(br#"{"identity": []}"#).is_err());
+        assert!(identity_changes(b"<html>").is_err());
+        assert!(identity_changes(br#"{"identity": []}"#).is_err());
         assert_eq!(canonical("sec-ch-ua-mobile"), "Sec-Ch-Ua-Mobile");
     }
 }
