@@ -27,6 +27,8 @@ pub(crate) struct Registry {
     pub courier_wake: tokio::sync::Notify,
     /// Breached-password lookups (with their cache).
     pub breaches: crate::selfservice::strategy::password::breach::BreachChecker,
+    /// The client for outbound calls (web hooks).
+    pub http: portcullis_http::UpstreamClient,
 }
 
 impl Registry {

@@ -184,6 +184,35 @@ impl Identity {
             .collect();
     }
 
+    /// Like [`Identity::set_addresses`], but addresses the identity already has (same `via`
+    /// and value) keep their ids and verification state.
+    pub fn replace_addresses(
+        &mut self,
+        verifiable: Vec<(String, String)>,
+        recovery: Vec<(String, String)>,
+        now: OffsetDateTime,
+    ) {
+        let old_verifiable = std::mem::take(&mut self.verifiable_addresses);
+        let old_recovery = std::mem::take(&mut self.recovery_addresses);
+        self.set_addresses(verifiable, recovery, now);
+        for a in &mut self.verifiable_addresses {
+            if let Some(old) = old_verifiable
+                .iter()
+                .find(|o| o.via == a.via && o.value == a.value)
+            {
+                *a = old.clone();
+            }
+        }
+        for a in &mut self.recovery_addresses {
+            if let Some(old) = old_recovery
+                .iter()
+                .find(|o| o.via == a.via && o.value == a.value)
+            {
+                *a = old.clone();
+            }
+        }
+    }
+
     /// The identity as Kratos's `identity` JSON; `public_base` builds `schema_url`.
     pub fn to_json(&self, public_base: &url::Url, view: View) -> Value {
         let mut o = Map::new();

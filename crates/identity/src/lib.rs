@@ -27,6 +27,7 @@ pub(crate) mod driver;
 pub mod error;
 pub mod hash;
 pub mod identity;
+pub(crate) mod outbound;
 pub mod persistence;
 pub mod schema;
 pub mod selfservice;
@@ -64,8 +65,20 @@ pub struct Identity {
 impl Identity {
     /// Builds the server over a migrated database. When the configuration has no cookie
     /// secret (`secrets.cookie` / `secrets.default`), one is generated on first start and
-    /// kept in the database, so sessions survive restarts and agree across nodes.
+    /// kept in the database, so sessions survive restarts and agree across nodes. Outbound
+    /// calls (web hooks, breached-password lookups) trust the operating system's roots.
     pub async fn new(db: Db, config: IdentityConfig) -> Result<Identity, IdentityError> {
+        Self::with_client(db, config, portcullis_http::upstream_client()).await
+    }
+
+    /// Like [`Identity::new`], with the client used for every outbound call (web hooks,
+    /// breached-password lookups), e.g. one from [`portcullis_http::upstream_client_trusting`]
+    /// that trusts a private CA.
+    pub async fn with_client(
+        db: Db,
+        config: IdentityConfig,
+        http: portcullis_http::UpstreamClient,
+    ) -> Result<Identity, IdentityError> {
         let config = if config.cookie_secrets.is_empty() {
             let secret = portcullis_db::secrets::ensure(&db, "identity.cookie_secret", || {
                 portcullis_core::random_urlsafe(32)
@@ -80,8 +93,10 @@ impl Identity {
             .await
             .map_err(|e| IdentityError::Hash(e.to_string()))??;
         let csrf_cookie_name = csrf::cookie_name(config.public_base_url.as_str());
-        let breaches =
-            selfservice::strategy::password::breach::BreachChecker::new(config.breach.clone());
+        let breaches = selfservice::strategy::password::breach::BreachChecker::new(
+            config.breach.clone(),
+            http.clone(),
+        );
         Ok(Identity {
             reg: Arc::new(Registry {
                 config,
@@ -90,6 +105,7 @@ impl Identity {
                 csrf_cookie_name,
                 courier_wake: tokio::sync::Notify::new(),
                 breaches,
+                http,
             }),
         })
     }

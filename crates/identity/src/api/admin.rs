@@ -494,29 +494,11 @@ async fn replace_identity(
         identity.state = state;
         identity.state_changed_at = Some(now);
     }
-    let old_verifiable = std::mem::take(&mut identity.verifiable_addresses);
-    let old_recovery = std::mem::take(&mut identity.recovery_addresses);
-    identity.set_addresses(
+    identity.replace_addresses(
         schema.verifiable_addresses(&body.traits),
         schema.recovery_addresses(&body.traits),
         now,
     );
-    for address in &mut identity.verifiable_addresses {
-        if let Some(old) = old_verifiable
-            .iter()
-            .find(|o| o.via == address.via && o.value == address.value)
-        {
-            *address = old.clone();
-        }
-    }
-    for address in &mut identity.recovery_addresses {
-        if let Some(old) = old_recovery
-            .iter()
-            .find(|o| o.via == address.via && o.value == address.value)
-        {
-            *address = old.clone();
-        }
-    }
     let identifiers = schema.password_identifiers(&body.traits);
     if let Some(hash) = hashed {
         let cred = identity

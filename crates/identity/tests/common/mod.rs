@@ -80,6 +80,15 @@ pub async fn start_with(db: TestDb, lifespan: &str, dev: bool) -> Server {
 
 /// Starts a server whose configuration `build` makes from the bound public and admin URLs.
 pub async fn start_config(db: TestDb, build: impl FnOnce(&str, &str) -> IdentityConfig) -> Server {
+    start_config_with_client(db, portcullis_http::upstream_client(), build).await
+}
+
+/// Like [`start_config`], with the client for the server's outbound calls (web hooks).
+pub async fn start_config_with_client(
+    db: TestDb,
+    client: portcullis_http::UpstreamClient,
+    build: impl FnOnce(&str, &str) -> IdentityConfig,
+) -> Server {
     db.migrate(&[portcullis_identity::migrations()])
         .await
         .expect("migrate");
@@ -93,7 +102,7 @@ pub async fn start_config(db: TestDb, build: impl FnOnce(&str, &str) -> Identity
     let admin = format!("http://{}/", admin_l.local_addr().unwrap());
     let config = build(&public, &admin);
     let database: Db = (*db).clone();
-    let identity = Identity::new(database.clone(), config)
+    let identity = Identity::with_client(database.clone(), config, client)
         .await
         .expect("identity");
     let shutdown = Shutdown::new();

@@ -295,16 +295,32 @@ pub(crate) async fn init_flow(
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    if let Err(e) = hook::before(reg, ctx, &flow, before).await {
-        // As Kratos: API flows get the error as JSON, browsers go to the error UI.
-        return match flow_type {
-            FlowType::Browser => unrecoverable(reg, ctx, e).await,
-            FlowType::Api => e.into_response(),
-        };
+    if let Err(res) = run_before(reg, ctx, &flow, before).await {
+        return res;
     }
     match flow_type {
         FlowType::Browser => respond_browser_init(reg, ctx, &flow, set_csrf),
         FlowType::Api => Json(flow.to_json()).into_response(),
+    }
+}
+
+/// Runs a new flow's `before` web hooks; `Err` is the answer for a hook that interrupted or
+/// failed: as Kratos, API flows get the error as JSON, browsers go to the error UI.
+pub(crate) async fn run_before(
+    reg: &Registry,
+    ctx: &Ctx,
+    flow: &Flow,
+    before: &[WebHook],
+) -> Result<(), Response> {
+    if before.is_empty() {
+        return Ok(());
+    }
+    match hook::before(reg, ctx, flow, before).await {
+        Ok(()) => Ok(()),
+        Err(e) => Err(match flow.flow_type {
+            FlowType::Browser => unrecoverable(reg, ctx, e).await,
+            FlowType::Api => e.into_response(),
+        }),
     }
 }
 

@@ -18,7 +18,7 @@ use crate::csrf;
 use crate::driver::{Registry, see_other, with_cookies};
 use crate::error::ApiError;
 use crate::identity::{Identity, View};
-use crate::persistence::{FlowStore, IdentityStore};
+use crate::persistence::{FlowStore, IdentityStore, SessionStore};
 use crate::selfservice::hook;
 use crate::selfservice::strategy::code::{self, CodeStore};
 use crate::selfservice::strategy::link;
@@ -56,7 +56,8 @@ pub(crate) async fn init(reg: Arc<Registry>, ctx: Ctx, flow_type: FlowType) -> R
         Ok(None) => {}
         Err(e) => return ApiError::from(e).into_response(),
     }
-    super::init_flow(&reg, &ctx, Kind::Recovery, flow_type, &[], nodes).await
+    let before = &reg.config.web_hooks.recovery_before;
+    super::init_flow(&reg, &ctx, Kind::Recovery, flow_type, before, nodes).await
 }
 
 /// `POST /self-service/recovery?flow=`; a plain `GET` (the admin-made link) binds an unbound
@@ -119,6 +120,40 @@ pub(crate) async fn succeed(
         Ok(i) => i,
         Err(e) => return ApiError::from(e).into_response(),
     };
+    flow.state = "passed_challenge".into();
+    let hooks = &reg.config.web_hooks.recovery_after;
+    if !hooks.is_empty() {
+        let identity_json = identity.to_json(&reg.config.public_base_url, View::Admin);
+        let session_json = issued.session.to_json(&reg.config.public_base_url, now);
+        let ran = hook::after(
+            reg,
+            ctx,
+            &flow,
+            hooks,
+            Some(identity_json),
+            Some(session_json),
+        );
+        if let Err(e) = ran.await {
+            // Recovery has no pre-persist stage: the hook refused a recovery already made.
+            // The session just issued never reaches the client; the used code stays used and
+            // the address verified; the flow starts over with the hook's messages.
+            tracing::info!(identity = %identity_id, "a web hook refused the recovery");
+            if let Err(e) = reg.store.revoke_session(issued.session.id).await {
+                return ApiError::from(e).into_response();
+            }
+            restart(reg, &mut flow);
+            return match hook::apply(&mut flow, e) {
+                Ok(()) => super::respond_with_errors(reg, ctx, flow).await,
+                Err(e) => {
+                    flow.updated_at = reg.now();
+                    if let Err(e) = reg.store.update_flow(&flow).await {
+                        return ApiError::from(e).into_response();
+                    }
+                    super::unrecoverable(reg, ctx, e).await
+                }
+            };
+        }
+    }
     tracing::info!(identity = %identity_id, session = %issued.session.id, "account recovered");
     let browser = flow.flow_type == FlowType::Browser;
     let new_csrf = browser.then(csrf::generate);
@@ -138,7 +173,6 @@ pub(crate) async fn succeed(
     if let Err(e) = reg.store.update_flow(&settings).await {
         return ApiError::from(e).into_response();
     }
-    flow.state = "passed_challenge".into();
     let csrf_node = flow
         .ui
         .nodes
@@ -150,22 +184,6 @@ pub(crate) async fn succeed(
     flow.updated_at = now;
     if let Err(e) = reg.store.update_flow(&flow).await {
         return ApiError::from(e).into_response();
-    }
-    let hooks = &reg.config.web_hooks.recovery_after;
-    if !hooks.is_empty() {
-        let identity_json = identity.to_json(&reg.config.public_base_url, View::Admin);
-        let session_json = issued.session.to_json(&reg.config.public_base_url, now);
-        let ran = hook::after_completed(
-            reg,
-            ctx,
-            &flow,
-            hooks,
-            Some(identity_json),
-            Some(session_json),
-        );
-        if let Err(e) = ran.await {
-            return super::unrecoverable(reg, ctx, e).await;
-        }
     }
     let settings_url = settings.ui_location(reg);
     if !browser {
@@ -195,6 +213,25 @@ pub(crate) async fn succeed(
         see_other(&settings_url)
     };
     with_cookies(res, cookies)
+}
+
+/// Puts a recovery flow back to its first form (the address form, state `choose_method`),
+/// keeping its CSRF token.
+fn restart(reg: &Registry, flow: &mut Flow) {
+    let csrf_node = flow
+        .ui
+        .nodes
+        .iter()
+        .find(|n| n.name() == "csrf_token")
+        .cloned();
+    nodes(reg, &mut flow.ui, None);
+    if let Some(csrf_node) = csrf_node
+        && !flow.ui.nodes.iter().any(|n| n.name() == "csrf_token")
+    {
+        flow.ui.nodes.insert(0, csrf_node);
+    }
+    flow.state = "choose_method".into();
+    flow.active = None;
 }
 
 /// What the admin recovery code and link endpoints share: the lifespan from `expires_in`

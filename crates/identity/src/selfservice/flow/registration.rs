@@ -226,16 +226,7 @@ async fn succeed(reg: &Registry, ctx: &Ctx, mut flow: Flow, identity: Identity) 
     )
     .await
     {
-        let reason = match e {
-            hook::web_hook::HookError::Failed(r) => r,
-            hook::web_hook::HookError::Interrupted(_) => "A web hook interrupted the flow.".into(),
-        };
-        return super::unrecoverable(
-            reg,
-            ctx,
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR).reason(reason),
-        )
-        .await;
+        return super::unrecoverable(reg, ctx, hook::failed(e)).await;
     }
     let mut body = json!({ "identity": identity_json });
     let mut continue_with: Vec<Value> = Vec::new();

@@ -124,6 +124,10 @@ pub(crate) async fn init(reg: Arc<Registry>, ctx: Ctx, flow_type: FlowType) -> R
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
+    let before = &reg.config.web_hooks.settings_before;
+    if let Err(res) = super::run_before(&reg, &ctx, &flow, before).await {
+        return res;
+    }
     match flow_type {
         FlowType::Browser => super::respond_browser_init(&reg, &ctx, &flow, set_csrf),
         FlowType::Api => Json(flow.to_json()).into_response(),
@@ -231,9 +235,9 @@ pub(crate) async fn submit(reg: Arc<Registry>, ctx: Ctx, body: bytes::Bytes) -> 
     flow.ui.reset_messages();
     let privileged = session.authenticated_at + reg.config.privileged_session_max_age > reg.now();
     let outcome = match x::body_str(&body, "method") {
-        Some("profile") => update_profile(&reg, &mut flow, identity, &body, privileged).await,
+        Some("profile") => update_profile(&reg, &ctx, &mut flow, identity, &body, privileged).await,
         Some("password") if reg.config.password_enabled => {
-            update_password(&reg, &mut flow, identity, &body, privileged).await
+            update_password(&reg, &ctx, &mut flow, identity, &body, privileged).await
         }
         _ => {
             flow.ui.messages.push(text::validation_generic(
@@ -265,6 +269,7 @@ impl From<StoreError> for Outcome {
 
 async fn update_profile(
     reg: &Registry,
+    ctx: &Ctx,
     flow: &mut Flow,
     mut identity: Identity,
     body: &Value,
@@ -293,38 +298,39 @@ async fn update_profile(
         return Outcome::RefreshRequired;
     }
     let now = reg.now();
-    let old_verifiable = std::mem::take(&mut identity.verifiable_addresses);
-    let old_recovery = std::mem::take(&mut identity.recovery_addresses);
-    identity.set_addresses(
+    identity.replace_addresses(
         schema.verifiable_addresses(&traits),
         schema.recovery_addresses(&traits),
         now,
     );
-    // Unchanged addresses keep their ids and verification state.
-    for a in &mut identity.verifiable_addresses {
-        if let Some(old) = old_verifiable
-            .iter()
-            .find(|o| o.via == a.via && o.value == a.value)
-        {
-            *a = old.clone();
-        }
-    }
-    for a in &mut identity.recovery_addresses {
-        if let Some(old) = old_recovery
-            .iter()
-            .find(|o| o.via == a.via && o.value == a.value)
-        {
-            *a = old.clone();
-        }
-    }
     if let Some(cred) = identity.credentials.get_mut("password") {
         cred.identifiers = schema.password_identifiers(&traits);
         cred.updated_at = now;
     }
     identity.traits = traits;
     identity.updated_at = now;
+    save(reg, ctx, flow, identity, "profile").await
+}
+
+/// Stores a settings change once the after-hooks that may interrupt or change the identity
+/// (`can_interrupt`, `response.parse`) have run on it: an interruption, or invalid traits a
+/// hook set, leave the identity as it was and answer with the form.
+async fn save(
+    reg: &Registry,
+    ctx: &Ctx,
+    flow: &mut Flow,
+    mut identity: Identity,
+    method: &'static str,
+) -> Outcome {
+    let hooks = reg.config.web_hooks.settings_after(method);
+    if let Err(refused) = hook::pre_persist(reg, ctx, flow, hooks, &mut identity, None).await {
+        return match refused {
+            hook::Refused::Form => Outcome::Form,
+            hook::Refused::Error(e) => Outcome::Error(e),
+        };
+    }
     match reg.store.update_identity(&identity).await {
-        Ok(()) => Outcome::Saved(Box::new(identity), "profile"),
+        Ok(()) => Outcome::Saved(Box::new(identity), method),
         Err(StoreError::Conflict) => {
             flow.ui.messages.push(text::duplicate_credentials());
             Outcome::Form
@@ -335,6 +341,7 @@ async fn update_profile(
 
 async fn update_password(
     reg: &Registry,
+    ctx: &Ctx,
     flow: &mut Flow,
     mut identity: Identity,
     body: &Value,
@@ -385,10 +392,7 @@ async fn update_password(
     cred.config = json!({ "hashed_password": hashed });
     cred.updated_at = now;
     identity.updated_at = now;
-    match reg.store.update_identity(&identity).await {
-        Ok(()) => Outcome::Saved(Box::new(identity), "password"),
-        Err(e) => e.into(),
-    }
+    save(reg, ctx, flow, identity, "password").await
 }
 
 fn refresh_required(reg: &Registry, ctx: &Ctx, flow: &Flow) -> Response {
@@ -411,9 +415,13 @@ async fn succeed(
     method: &'static str,
 ) -> Response {
     tracing::info!(identity = %identity.id, method, "settings updated");
+    // The hooks that can neither interrupt nor change the identity run once it is stored.
     let identity_json = identity.to_json(&reg.config.public_base_url, View::Admin);
-    let hooks = &reg.config.web_hooks.settings_after;
-    if let Err(e) = hook::after_completed(reg, ctx, &flow, hooks, Some(identity_json), None).await {
+    let hooks = reg.config.web_hooks.settings_after(method).iter();
+    let post_persist: Vec<&hook::web_hook::WebHook> = hooks.filter(|h| !h.interrupts()).collect();
+    if let Err(e) =
+        hook::after_completed(reg, ctx, &flow, post_persist, Some(identity_json), None).await
+    {
         return super::unrecoverable(reg, ctx, e).await;
     }
     flow.state = "success".into();

@@ -43,12 +43,17 @@ pub(crate) async fn init(reg: Arc<Registry>, ctx: Ctx, flow_type: FlowType) -> R
     if !reg.config.verification_enabled {
         return disabled().into_response();
     }
-    match create(&reg, &ctx, flow_type, ctx.query("return_to")).await {
-        Ok((flow, set_csrf)) => match flow_type {
-            FlowType::Browser => super::respond_browser_init(&reg, &ctx, &flow, set_csrf),
-            FlowType::Api => Json(flow.to_json()).into_response(),
-        },
-        Err(e) => e.into_response(),
+    let (flow, set_csrf) = match create(&reg, &ctx, flow_type, ctx.query("return_to")).await {
+        Ok(created) => created,
+        Err(e) => return e.into_response(),
+    };
+    let before = &reg.config.web_hooks.verification_before;
+    if let Err(res) = super::run_before(&reg, &ctx, &flow, before).await {
+        return res;
+    }
+    match flow_type {
+        FlowType::Browser => super::respond_browser_init(&reg, &ctx, &flow, set_csrf),
+        FlowType::Api => Json(flow.to_json()).into_response(),
     }
 }
 
@@ -459,16 +464,6 @@ async fn verified(
         return ApiError::from(e).into_response();
     }
     tracing::info!(identity = %identity_id, "address verified");
-    let hooks = &reg.config.web_hooks.verification_after;
-    if !hooks.is_empty() {
-        let identity = match reg.store.get_identity(identity_id, false).await {
-            Ok(i) => i.map(|i| i.to_json(&reg.config.public_base_url, View::Admin)),
-            Err(e) => return ApiError::from(e).into_response(),
-        };
-        if let Err(e) = hook::after_completed(reg, ctx, &flow, hooks, identity, None).await {
-            return super::unrecoverable(reg, ctx, e).await;
-        }
-    }
     flow.state = "passed_challenge".into();
     let csrf = flow
         .ui
@@ -478,6 +473,29 @@ async fn verified(
         .cloned();
     flow.ui.nodes.clear();
     flow.ui.nodes.extend(csrf);
+    let hooks = &reg.config.web_hooks.verification_after;
+    if !hooks.is_empty() {
+        let identity = match reg.store.get_identity(identity_id, false).await {
+            Ok(i) => i.map(|i| i.to_json(&reg.config.public_base_url, View::Admin)),
+            Err(e) => return ApiError::from(e).into_response(),
+        };
+        if let Err(e) = hook::after(reg, ctx, &flow, hooks, identity, None).await {
+            // Verification has no pre-persist stage: the address stays verified (the code or
+            // link proved it) and the flow is passed; it shows the hook's messages instead of
+            // the success message.
+            tracing::info!(identity = %identity_id, "a web hook refused the verification");
+            return match hook::apply(&mut flow, e) {
+                Ok(()) => super::respond_with_errors(reg, ctx, flow).await,
+                Err(e) => {
+                    flow.updated_at = reg.now();
+                    if let Err(e) = reg.store.update_flow(&flow).await {
+                        return ApiError::from(e).into_response();
+                    }
+                    super::unrecoverable(reg, ctx, e).await
+                }
+            };
+        }
+    }
     flow.ui.messages.push(text::verification_success());
     if flow.active.as_deref() == Some("link") && flow.flow_type == FlowType::Browser {
         // An opened link: the browser goes to `return_to`, else `after.default_browser_return_url`,

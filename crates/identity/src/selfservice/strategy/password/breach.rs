@@ -120,11 +120,16 @@ pub fn sha1_hex(password: &str) -> String {
     hex::encode_upper(Sha1::digest(password.as_bytes()))
 }
 
+/// The largest range answer read (real answers, padded, are about 40 KiB).
+const MAX_RANGE: usize = 4 << 20;
+
 /// Why a range lookup failed.
 #[derive(Debug, thiserror::Error)]
 enum LookupError {
     #[error("request failed: {0}")]
-    Http(#[from] reqwest::Error),
+    Http(#[from] crate::outbound::CallError),
+    #[error("invalid lookup URL: {0}")]
+    Url(String),
     #[error("unexpected status {0}")]
     Status(u16),
 }
@@ -135,19 +140,13 @@ type Range = Arc<HashMap<String, u64>>;
 #[derive(Debug)]
 pub struct BreachChecker {
     config: BreachConfig,
-    client: reqwest::Client,
+    client: portcullis_http::UpstreamClient,
     cache: Mutex<HashMap<String, (Instant, Range)>>,
 }
 
 impl BreachChecker {
-    /// A checker for `config`.
-    pub fn new(config: BreachConfig) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(LOOKUP_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
+    /// A checker for `config`, looking ranges up over `client`.
+    pub fn new(config: BreachConfig, client: portcullis_http::UpstreamClient) -> Self {
         BreachChecker {
             config,
             client,
@@ -196,17 +195,20 @@ impl BreachChecker {
             return Ok(range);
         }
         let url = format!("{}/range/{prefix}", self.config.base_url);
-        let res = self
-            .client
-            .get(&url)
+        let request = http::Request::get(&url)
             .header("Add-Padding", "true")
-            .send()
-            .await?;
-        if !res.status().is_success() {
-            return Err(LookupError::Status(res.status().as_u16()));
+            .header(
+                http::header::USER_AGENT,
+                concat!("portcullis/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(axum::body::Body::empty())
+            .map_err(|e| LookupError::Url(e.to_string()))?;
+        let (status, body) =
+            crate::outbound::call(&self.client, request, LOOKUP_TIMEOUT, MAX_RANGE).await?;
+        if !status.is_success() {
+            return Err(LookupError::Status(status.as_u16()));
         }
-        let body = res.text().await?;
-        let range: Range = Arc::new(parse_range(&body));
+        let range: Range = Arc::new(parse_range(&String::from_utf8_lossy(&body)));
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= CACHE_CAPACITY {
                 let oldest = cache

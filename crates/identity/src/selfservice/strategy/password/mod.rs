@@ -183,20 +183,13 @@ pub(crate) async fn register(
         .hash(Secret::new(password))
         .await
         .map_err(|e| Failure::Error(e.into()))?;
-    let identity = new_identity(reg, schema.id(), traits, identifiers, hashed);
-    // Web hooks that may interrupt see the identity before it is stored.
-    let interrupting: Vec<&hook::web_hook::WebHook> = reg
-        .config
-        .web_hooks
-        .registration_after
-        .iter()
-        .filter(|h| h.interrupts())
-        .collect();
-    let identity_json = identity.to_json(&reg.config.public_base_url, crate::identity::View::Admin);
-    if let Err(e) = hook::after(reg, ctx, flow, interrupting, Some(identity_json), None).await {
-        return Err(match hook::apply(flow, e) {
-            Ok(()) => Failure::Form,
-            Err(e) => Failure::Error(e),
+    let mut identity = new_identity(reg, schema.id(), traits, identifiers, hashed);
+    // Web hooks that may interrupt or change the identity see it before it is stored.
+    let hooks = &reg.config.web_hooks.registration_after;
+    if let Err(refused) = hook::pre_persist(reg, ctx, flow, hooks, &mut identity, None).await {
+        return Err(match refused {
+            hook::Refused::Form => Failure::Form,
+            hook::Refused::Error(e) => Failure::Error(e),
         });
     }
     match reg.store.create_identity(&identity).await {
