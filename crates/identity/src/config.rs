@@ -1132,7 +1132,7 @@ fn load_schemas(
 /// Kratos's examples mount the config directory at `/etc/config/kratos`, so the tutorial's
 /// `file:///etc/config/kratos/identity.schema.json` means "the schema beside kratos.yml".
 fn resolve_schema_url(url: &str, base_dir: &Path) -> String {
-    if let Some(path) = crate::schema::file_path(url, base_dir)
+    if let Some(path) = crate::fetcher::file_path(url, base_dir)
         && path.is_absolute()
         && !path.exists()
         && let Some(name) = path.file_name()

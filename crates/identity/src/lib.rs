@@ -25,6 +25,7 @@ pub mod courier;
 pub mod csrf;
 pub(crate) mod driver;
 pub mod error;
+pub mod fetcher;
 pub mod hash;
 pub mod identity;
 pub mod persistence;

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -311,7 +310,7 @@ pub struct Overrides {
 
 impl Overrides {
     /// Compiles the overrides: for each template, `courier.templates.<name>.<valid|invalid>.email`
-    /// (`subject`, `body.html`, `body.plaintext` as `file://` or `base64://` URLs) wins over
+    /// (`subject`, `body.html`, `body.plaintext` as URLs [`crate::fetcher`] reads) wins over
     /// the files `<template_override_path>/<name>/<valid|invalid>/email.subject.gotmpl`,
     /// `email.body.gotmpl` (HTML) and `email.body.plaintext.gotmpl`. The error names the
     /// configuration key or file.
@@ -390,23 +389,6 @@ fn read_file(path: &Path) -> Result<Option<GoTemplate>, (String, String)> {
 }
 
 fn read_uri(uri: &str, base_dir: &Path) -> Result<GoTemplate, String> {
-    let text = if let Some(encoded) = uri.strip_prefix("base64://") {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map_err(|e| format!("invalid base64: {e}"))?;
-        String::from_utf8(bytes).map_err(|e| e.to_string())?
-    } else if let Some(path) = uri.strip_prefix("file://") {
-        let path = Path::new(path);
-        let path = if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            base_dir.join(path)
-        };
-        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?
-    } else {
-        return Err(format!(
-            "unsupported template URL {uri:?}: use file:// or base64://"
-        ));
-    };
+    let text = crate::fetcher::fetch_text(uri, base_dir).map_err(|e| e.to_string())?;
     GoTemplate::parse(&text)
 }
