@@ -26,6 +26,7 @@ use crate::selfservice::hook::WebHooks;
 use crate::selfservice::strategy::password::breach::{BreachConfig, OfflineList};
 use crate::selfservice::strategy::password::throttle::BruteForceConfig;
 use crate::selfservice::strategy::password::validator::PasswordPolicy;
+use crate::session::tokenizer::Tokenizer;
 
 /// Kratos's `embedx/config.schema.json`.
 const CONFIG_SCHEMA: &str = include_str!("../schema/kratos.config.schema.json");
@@ -84,6 +85,8 @@ pub struct IdentityConfig {
     pub(crate) brute_force: BruteForceConfig,
     pub(crate) link: LinkConfig,
     pub(crate) web_hooks: Arc<WebHooks>,
+    /// `session.whoami.tokenizer.templates`.
+    pub(crate) tokenizer: Arc<Tokenizer>,
 }
 
 /// `selfservice.methods.link`.
@@ -349,6 +352,19 @@ struct RawFlow {
 struct RawSession {
     lifespan: Option<String>,
     cookie: RawSessionCookie,
+    whoami: RawWhoami,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawWhoami {
+    tokenizer: RawTokenizer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawTokenizer {
+    templates: Value,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -696,6 +712,12 @@ impl IdentityConfig {
         let web_hooks = WebHooks::compile(&doc.value, base_dir)
             .map_err(|(pointer, e)| IdentityError::from(doc.error_at(&pointer, e.to_string())))?;
         let courier = courier_config(&raw.courier, &doc, base_dir)?;
+        let tokenizer = Tokenizer::compile(&raw.session.whoami.tokenizer.templates, base_dir)
+            .map_err(|(at, e)| {
+                IdentityError::from(
+                    doc.error_at(&format!("/session/whoami/tokenizer/templates{at}"), e),
+                )
+            })?;
 
         Ok(Self {
             origin: doc.origin().to_string(),
@@ -753,6 +775,7 @@ impl IdentityConfig {
             brute_force,
             link,
             web_hooks: Arc::new(web_hooks),
+            tokenizer: Arc::new(tokenizer),
         })
     }
 
@@ -1132,7 +1155,7 @@ fn load_schemas(
 /// Kratos's examples mount the config directory at `/etc/config/kratos`, so the tutorial's
 /// `file:///etc/config/kratos/identity.schema.json` means "the schema beside kratos.yml".
 fn resolve_schema_url(url: &str, base_dir: &Path) -> String {
-    if let Some(path) = crate::schema::file_path(url, base_dir)
+    if let Some(path) = crate::fetcher::file_path(url, base_dir)
         && path.is_absolute()
         && !path.exists()
         && let Some(name) = path.file_name()

@@ -4,9 +4,10 @@
 //! `refresh=true`), registration (one-step or `profile_first`), logout, settings (profile and
 //! password, privileged sessions), verification and recovery (the `code` and `link` methods)
 //! as browser flows (CSRF cookie + masked token, 303 to the UI, JSON when negotiated) and
-//! native API flows (session tokens), `web_hook` hooks with Jsonnet bodies, sessions, the
-//! public and admin HTTP APIs, and a courier that delivers e-mail over SMTP (TLS via rustls)
-//! with overridable templates. The supported surface is listed in `docs/identity.md`.
+//! native API flows (session tokens), `web_hook` hooks with Jsonnet bodies, sessions (also as
+//! signed JWTs with `tokenize_as`), the public and admin HTTP APIs, and a courier that delivers
+//! plain-text and HTML e-mail over SMTP (TLS via rustls) with overridable templates. The
+//! supported surface is listed in `docs/identity.md`.
 //!
 //! Key decision: Kratos's wire contract is the specification — flow, UI node, session,
 //! identity and error JSON, message ids, status codes, cookie names — while the internals are
@@ -25,6 +26,7 @@ pub mod courier;
 pub mod csrf;
 pub(crate) mod driver;
 pub mod error;
+pub mod fetcher;
 pub mod hash;
 pub mod identity;
 pub(crate) mod outbound;

@@ -1,34 +1,24 @@
-//! Identity schemas: JSON Schemas for an identity's `traits`, loaded once from `file://` or
-//! `base64://` URLs and compiled into a validator plus a flat list of trait fields carrying the
+//! Identity schemas: JSON Schemas for an identity's `traits`, loaded once (from `file://`,
+//! `base64://`, `http://` or `https://` URLs, see [`crate::fetcher`]) and compiled into a
+//! validator plus a flat list of trait fields carrying the
 //! `ory.sh/kratos` extension (password identifier, verification and recovery addresses).
 //! The same field list drives the UI nodes, so the form always matches the schema.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use base64::Engine;
 use jsonschema::error::ValidationErrorKind;
 use serde_json::Value;
 
+use crate::fetcher::{self, FetchError};
 use crate::text::{self, Text};
 use crate::ui::{Group, Node};
 
 /// Why a schema could not be loaded; the config layer adds file, line and key.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
-    /// The URL's scheme is not one we load.
-    #[error("unsupported identity schema URL {0:?}: use file://PATH or base64://DATA")]
-    UnsupportedUrl(String),
-    /// Reading the file failed.
-    #[error("cannot read identity schema {path}: {source}")]
-    Read {
-        /// The resolved path.
-        path: String,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The `base64://` payload is not base64.
-    #[error("identity schema {0:?} is not valid base64")]
-    Base64(String),
+    /// The URL could not be read.
+    #[error("identity schema: {0}")]
+    Fetch(#[from] FetchError),
     /// The document is not JSON.
     #[error("identity schema {url} is not valid JSON: {source}")]
     Json {
@@ -418,41 +408,9 @@ fn extension(ext: &Value) -> Extension {
     }
 }
 
-/// Resolves `url` to a file path: `file:///abs`, `file://rel` (relative to `base_dir`) or a
-/// plain path.
-pub fn file_path(url: &str, base_dir: &Path) -> Option<PathBuf> {
-    let path = if let Some(rest) = url.strip_prefix("file://") {
-        rest
-    } else if url.contains("://") {
-        return None;
-    } else {
-        url
-    };
-    let p = Path::new(path);
-    Some(if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base_dir.join(p)
-    })
-}
-
 /// Reads the schema document behind `url`.
 fn fetch(url: &str, base_dir: &Path) -> Result<Value, SchemaError> {
-    let bytes = if let Some(data) = url.strip_prefix("base64://") {
-        let data = data.trim();
-        base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(data))
-            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(data))
-            .map_err(|_| SchemaError::Base64(url.chars().take(40).collect()))?
-    } else {
-        let path =
-            file_path(url, base_dir).ok_or_else(|| SchemaError::UnsupportedUrl(url.into()))?;
-        std::fs::read(&path).map_err(|source| SchemaError::Read {
-            path: path.display().to_string(),
-            source,
-        })?
-    };
+    let bytes = fetcher::fetch(url, base_dir)?;
     serde_json::from_slice(&bytes).map_err(|source| SchemaError::Json {
         url: url.chars().take(80).collect(),
         source,
@@ -544,7 +502,8 @@ mod tests {
     }
 
     #[test]
-    fn base64_and_relative_file_urls_resolve() {
+    fn base64_urls_resolve_and_unknown_schemes_are_refused() {
+        use base64::Engine;
         let raw =
             r#"{"properties":{"traits":{"type":"object","properties":{"u":{"type":"string"}}}}}"#;
         let url = format!(
@@ -552,13 +511,9 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(raw)
         );
         assert!(IdentitySchema::load("b", &url, Path::new("/")).is_ok());
-        assert_eq!(
-            file_path("file://schemas/x.json", Path::new("/etc/kratos")),
-            Some(PathBuf::from("/etc/kratos/schemas/x.json"))
-        );
         assert!(matches!(
-            IdentitySchema::load("h", "https://example.com/s.json", Path::new("/")),
-            Err(SchemaError::UnsupportedUrl(_))
+            IdentitySchema::load("h", "ftp://example.com/s.json", Path::new("/")),
+            Err(SchemaError::Fetch(FetchError::Unsupported(_)))
         ));
     }
 }

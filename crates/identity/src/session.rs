@@ -3,6 +3,8 @@
 //! `X-Session-Token` or `Authorization: Bearer`. Only SHA-256 digests of tokens are stored, so
 //! a leaked database does not leak live sessions.
 
+pub mod tokenizer;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};

@@ -20,6 +20,7 @@ use crate::persistence::{ErrorStore, SessionStore};
 use crate::selfservice::flow::{
     FlowType, Kind, login, logout, recovery, registration, settings, verification,
 };
+use crate::session::tokenizer::Subject;
 use crate::x::{self, Ctx};
 
 type Reg = State<Arc<Registry>>;
@@ -187,11 +188,38 @@ async fn logout_api(State(r): Reg, ctx: Ctx, body: Body) -> Response {
     }
 }
 
-/// `/sessions/whoami`: the session JSON, or exactly Kratos's 401.
+/// `/sessions/whoami`: the session JSON, or exactly Kratos's 401; with `?tokenize_as=`, the
+/// session also as a JWT (`tokenized`), or Kratos's 400 when it cannot be made.
 async fn whoami(State(reg): Reg, ctx: Ctx) -> Response {
     match reg.session_of(&ctx).await {
         Ok(Some(session)) => {
-            let body = session.to_json(&reg.config.public_base_url, reg.now());
+            let now = reg.now();
+            let mut body = session.to_json(&reg.config.public_base_url, now);
+            if let Some(template) = ctx.query("tokenize_as").filter(|t| !t.is_empty()) {
+                let subject = Subject {
+                    session_id: session.id,
+                    identity_id: session.identity_id,
+                    external_id: session
+                        .identity
+                        .as_ref()
+                        .and_then(|i| i.external_id.as_deref()),
+                    session: &body,
+                };
+                let token = reg.config.tokenizer.tokenize(
+                    &template,
+                    &subject,
+                    reg.config.public_base_url.as_str(),
+                    now,
+                );
+                match token {
+                    Ok(token) => {
+                        if let Some(map) = body.as_object_mut() {
+                            map.insert("tokenized".into(), Value::String(token));
+                        }
+                    }
+                    Err(e) => return ApiError::from(e).into_response(),
+                }
+            }
             let mut res = Json(body).into_response();
             if let Ok(v) = HeaderValue::from_str(&session.identity_id.to_string()) {
                 res.headers_mut()

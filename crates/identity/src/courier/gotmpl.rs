@@ -66,6 +66,16 @@ impl GoTemplate {
 
     /// Renders with `data`; strings render bare, other values as JSON, missing fields empty.
     pub fn render(&self, data: &Value) -> String {
+        self.render_with(data, |s| s.to_string())
+    }
+
+    /// Renders an HTML template: like [`GoTemplate::render`], with every value HTML-escaped
+    /// (Kratos renders HTML bodies with Go's `html/template`, which escapes values too).
+    pub fn render_html(&self, data: &Value) -> String {
+        self.render_with(data, super::template::escape_html)
+    }
+
+    fn render_with(&self, data: &Value, escape: impl Fn(&str) -> String) -> String {
         let mut out = String::new();
         for part in &self.parts {
             match part {
@@ -73,9 +83,9 @@ impl GoTemplate {
                 Part::Field(path) => {
                     let value = path.iter().try_fold(data, |v, key| v.get(key.as_str()));
                     match value {
-                        Some(Value::String(s)) => out.push_str(s),
+                        Some(Value::String(s)) => out.push_str(&escape(s)),
                         Some(Value::Null) | None => {}
-                        Some(other) => out.push_str(&other.to_string()),
+                        Some(other) => out.push_str(&escape(&other.to_string())),
                     }
                 }
             }
@@ -95,6 +105,14 @@ mod tests {
             .expect("parses");
         let data = json!({"Identity": {"traits": {"email": "a@b.c"}}, "RecoveryURL": "http://x/?a=1", "N": 3});
         assert_eq!(t.render(&data), "Hi a@b.c,open http://x/?a=1 (3)");
+        let html = GoTemplate::parse("<a href=\"{{ .U }}\">{{ .Identity.traits.email }}</a>")
+            .expect("parses");
+        let data =
+            json!({"U": "http://x/?a=1&b=\"2\"", "Identity": {"traits": {"email": "<b>@c"}}});
+        assert_eq!(
+            html.render_html(&data),
+            "<a href=\"http://x/?a=1&amp;b=&#34;2&#34;\">&lt;b&gt;@c</a>"
+        );
         for bad in [
             "{{ if .X }}x{{ end }}",
             "{{ .X | upper }}",

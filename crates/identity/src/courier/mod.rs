@@ -108,8 +108,12 @@ pub struct Message {
     pub recipient: String,
     /// Subject line.
     pub subject: String,
-    /// Plain-text body.
+    /// Plain-text body (Kratos's `body`).
     pub body: String,
+    /// HTML body, sent beside `body` as `multipart/alternative`; `None` for messages queued
+    /// before HTML bodies existed (sent as plain text only). Not part of Kratos's `message`
+    /// JSON.
+    pub html: Option<String>,
     /// Kratos's template type string.
     pub template_type: String,
     /// Attempts made.
@@ -133,6 +137,7 @@ impl Message {
             recipient: recipient.to_string(),
             subject: rendered.subject,
             body: rendered.body,
+            html: Some(rendered.html),
             template_type: rendered.template_type.as_str().to_string(),
             send_count: 0,
             next_attempt_at: now,
@@ -215,8 +220,8 @@ pub trait CourierStore: Send + Sync {
     async fn get_message(&self, id: Uuid) -> Result<Option<Message>, StoreError>;
 }
 
-const MESSAGE_COLUMNS: &str = "id, status, recipient, subject, body, template_type, send_count, \
-    next_attempt_at, created_at, updated_at";
+const MESSAGE_COLUMNS: &str = "id, status, recipient, subject, body, html_body, template_type, \
+    send_count, next_attempt_at, created_at, updated_at";
 
 fn message_from_row(r: &AnyRow) -> Result<Message, StoreError> {
     let id: String = r.try_get("id")?;
@@ -227,6 +232,7 @@ fn message_from_row(r: &AnyRow) -> Result<Message, StoreError> {
         recipient: r.try_get("recipient")?,
         subject: r.try_get("subject")?,
         body: r.try_get("body")?,
+        html: r.try_get("html_body")?,
         template_type: r.try_get("template_type")?,
         send_count: r.try_get("send_count")?,
         next_attempt_at: from_unix_millis(r.try_get("next_attempt_at")?),
@@ -241,14 +247,15 @@ impl CourierStore for SqlStore {
     async fn enqueue(&self, m: &Message) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO courier_messages (id, type, status, recipient, subject, body, \
-             template_type, send_count, next_attempt_at, created_at, updated_at) \
-             VALUES ($1, 'email', $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             html_body, template_type, send_count, next_attempt_at, created_at, updated_at) \
+             VALUES ($1, 'email', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(m.id.to_string())
         .bind(m.status.as_str())
         .bind(&m.recipient)
         .bind(&m.subject)
         .bind(&m.body)
+        .bind(&m.html)
         .bind(&m.template_type)
         .bind(m.send_count)
         .bind(unix_millis(m.next_attempt_at))
@@ -486,7 +493,9 @@ async fn send_due(
     let batch = reg.store.claim_due(config.pull_count, reg.now()).await?;
     let n = batch.len();
     for mut m in batch {
-        let result = smtp.send(&m.recipient, &m.subject, &m.body).await;
+        let result = smtp
+            .send(&m.recipient, &m.subject, &m.body, m.html.as_deref())
+            .await;
         let now = reg.now();
         after_attempt(config, &mut m, result.is_err(), now);
         let error = result.err().map(|e| e.to_string());

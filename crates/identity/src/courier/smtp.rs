@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, Message as Email};
+use lettre::message::{Mailbox, Message as Email, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
@@ -149,8 +149,14 @@ impl SmtpConfig {
         })
     }
 
-    /// Sends one plain-text message.
-    pub async fn send(&self, recipient: &str, subject: &str, body: &str) -> Result<(), SendError> {
+    /// Sends one message: plain text, or `multipart/alternative` with the HTML body beside it.
+    pub async fn send(
+        &self,
+        recipient: &str,
+        subject: &str,
+        body: &str,
+        html: Option<&str>,
+    ) -> Result<(), SendError> {
         let from = Mailbox::new(
             self.from_name.clone(),
             self.from_address
@@ -166,9 +172,14 @@ impl SmtpConfig {
                 .map_err(|e| SendError::Build(format!("header {name}: {e}")))?;
             builder = builder.raw_header(HeaderValue::new(name, value.clone()));
         }
-        let email = builder
-            .body(body.to_string())
-            .map_err(|e| SendError::Build(e.to_string()))?;
+        let email = match html {
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+                body.to_string(),
+                html.to_string(),
+            )),
+            None => builder.body(body.to_string()),
+        }
+        .map_err(|e| SendError::Build(e.to_string()))?;
         let mut transport =
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.host.as_str())
                 .port(self.port)

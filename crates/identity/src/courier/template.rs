@@ -1,11 +1,10 @@
-//! Message templates: the e-mails flows send, rendered to subject and plain-text body at
-//! enqueue time (the outbox stores what is sent, as Kratos does). Texts follow Kratos's
-//! built-in templates.
+//! Message templates: the e-mails flows send, rendered to subject, plain-text and HTML body
+//! at enqueue time (the outbox stores what is sent). The plain-text wording follows Kratos's
+//! built-in templates; the HTML bodies are our own rendering of the same paragraphs.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -82,75 +81,185 @@ pub struct Rendered {
     pub template_type: TemplateType,
     /// Subject line.
     pub subject: String,
-    /// Plain-text body.
+    /// Plain-text body (the message's `body`, as Kratos stores it).
     pub body: String,
+    /// HTML body, sent beside the plain text as `multipart/alternative`.
+    pub html: String,
     /// The template's variables (`RecoveryCode`, `RecoveryURL`, `VerificationCode`,
     /// `VerificationURL`; `To` and `Identity` are added when queued), for overrides.
     pub data: Value,
 }
 
+/// One paragraph of a built-in e-mail.
+enum Block<'a> {
+    /// Running text.
+    Text(&'a str),
+    /// A code to type in, set apart.
+    Code(&'a str),
+    /// A link, shown as its URL.
+    Link(&'a str),
+}
+
+use Block::{Code, Link, Text};
+
+impl Rendered {
+    /// A built-in e-mail: both bodies are made from the same paragraphs, so they always say
+    /// the same thing.
+    fn built_in(
+        template_type: TemplateType,
+        subject: &str,
+        blocks: &[Block<'_>],
+        data: Value,
+    ) -> Self {
+        let mut body = String::new();
+        let mut html = format!(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+             <title>{}</title>\n</head>\n\
+             <body style=\"margin:0;padding:24px;font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;\
+             font-size:16px;line-height:1.5;color:#1f2328;background:#ffffff\">\n",
+            escape_html(subject)
+        );
+        for (i, block) in blocks.iter().enumerate() {
+            if i > 0 {
+                body.push_str("\n\n");
+            }
+            let (text, paragraph) = match block {
+                Text(t) => (*t, format!("<p>{}</p>", escape_html(t))),
+                Code(c) => (
+                    *c,
+                    format!(
+                        "<p style=\"font-family:ui-monospace,Menlo,Consolas,monospace;font-size:24px;\
+                         letter-spacing:4px;font-weight:bold\">{}</p>",
+                        escape_html(c)
+                    ),
+                ),
+                Link(url) => {
+                    let url_html = escape_html(url);
+                    (
+                        *url,
+                        format!("<p><a href=\"{url_html}\">{url_html}</a></p>"),
+                    )
+                }
+            };
+            body.push_str(text);
+            html.push_str(&paragraph);
+            html.push('\n');
+        }
+        body.push('\n');
+        html.push_str("</body>\n</html>\n");
+        Self {
+            template_type,
+            subject: subject.into(),
+            body,
+            html,
+            data,
+        }
+    }
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&#34;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+const ACCESS_ATTEMPTED: [Block<'static>; 5] = [
+    Text("Hi,"),
+    Text(
+        "you (or someone else) entered this email address when trying to recover access to an \
+         account.",
+    ),
+    Text(
+        "However, this email address is not on our database of registered users and therefore \
+         the attempt has failed.",
+    ),
+    Text("If this was you, check if you signed up using a different address."),
+    Text("If this was not you, please ignore this email."),
+];
+
+const VERIFICATION_ATTEMPTED: [Block<'static>; 4] = [
+    Text("Hi,"),
+    Text(
+        "someone asked to verify this email address, but we were unable to find an account for \
+         this address.",
+    ),
+    Text("If this was you, check if you signed up using a different address."),
+    Text("If this was not you, please ignore this email."),
+];
+
 /// The recovery code e-mail.
 pub fn recovery_code_valid(code: &str) -> Rendered {
-    Rendered {
-        template_type: TemplateType::RecoveryCodeValid,
-        subject: "Recover access to your account".into(),
-        body: format!(
-            "Hi,\n\nplease recover access to your account by entering the following code:\n\n{code}\n"
-        ),
-        data: json!({ "RecoveryCode": code }),
-    }
+    Rendered::built_in(
+        TemplateType::RecoveryCodeValid,
+        "Recover access to your account",
+        &[
+            Text("Hi,"),
+            Text("please recover access to your account by entering the following code:"),
+            Code(code),
+        ],
+        json!({ "RecoveryCode": code }),
+    )
 }
 
 /// The answer to a recovery request for an unknown address.
 pub fn recovery_code_invalid() -> Rendered {
-    Rendered {
-        template_type: TemplateType::RecoveryCodeInvalid,
-        subject: "Account access attempted".into(),
-        body: "Hi,\n\nyou (or someone else) entered this email address when trying to recover \
-               access to an account.\n\nHowever, this email address is not on our database of \
-               registered users and therefore the attempt has failed.\n\nIf this was you, check \
-               if you signed up using a different address.\n\nIf this was not you, please ignore \
-               this email.\n"
-            .into(),
-        data: json!({}),
-    }
+    Rendered::built_in(
+        TemplateType::RecoveryCodeInvalid,
+        "Account access attempted",
+        &ACCESS_ATTEMPTED,
+        json!({}),
+    )
 }
 
 /// The verification code e-mail, with a link that redeems the code in one click.
 pub fn verification_code_valid(code: &str, link: &str) -> Rendered {
-    Rendered {
-        template_type: TemplateType::VerificationCodeValid,
-        subject: "Please verify your email address".into(),
-        body: format!(
-            "Hi,\n\nplease verify your account by entering the following code:\n\n{code}\n\nor clicking the following link:\n\n{link}\n"
-        ),
-        data: json!({ "VerificationCode": code, "VerificationURL": link }),
-    }
+    Rendered::built_in(
+        TemplateType::VerificationCodeValid,
+        "Please verify your email address",
+        &[
+            Text("Hi,"),
+            Text("please verify your account by entering the following code:"),
+            Code(code),
+            Text("or clicking the following link:"),
+            Link(link),
+        ],
+        json!({ "VerificationCode": code, "VerificationURL": link }),
+    )
 }
 
 /// The answer to a verification request for an unknown address.
 pub fn verification_code_invalid() -> Rendered {
-    Rendered {
-        template_type: TemplateType::VerificationCodeInvalid,
-        subject: "Someone tried to verify this email address".into(),
-        body: "Hi,\n\nsomeone asked to verify this email address, but we were unable to find an \
-               account for this address.\n\nIf this was you, check if you signed up using a \
-               different address.\n\nIf this was not you, please ignore this email.\n"
-            .into(),
-        data: json!({}),
-    }
+    Rendered::built_in(
+        TemplateType::VerificationCodeInvalid,
+        "Someone tried to verify this email address",
+        &VERIFICATION_ATTEMPTED,
+        json!({}),
+    )
 }
 
 /// The recovery link e-mail (`recovery_valid`).
 pub fn recovery_valid(url: &str) -> Rendered {
-    Rendered {
-        template_type: TemplateType::RecoveryValid,
-        subject: "Recover access to your account".into(),
-        body: format!(
-            "Hi,\n\nplease recover access to your account by clicking the following link:\n\n{url}\n"
-        ),
-        data: json!({ "RecoveryURL": url }),
-    }
+    Rendered::built_in(
+        TemplateType::RecoveryValid,
+        "Recover access to your account",
+        &[
+            Text("Hi,"),
+            Text("please recover access to your account by clicking the following link:"),
+            Link(url),
+        ],
+        json!({ "RecoveryURL": url }),
+    )
 }
 
 /// Recovery by link for an unknown address (`recovery_invalid`): the same notice as the
@@ -164,14 +273,16 @@ pub fn recovery_invalid() -> Rendered {
 
 /// The verification link e-mail (`verification_valid`).
 pub fn verification_valid(url: &str) -> Rendered {
-    Rendered {
-        template_type: TemplateType::VerificationValid,
-        subject: "Please verify your email address".into(),
-        body: format!(
-            "Hi,\n\nplease verify your account by clicking the following link:\n\n{url}\n"
-        ),
-        data: json!({ "VerificationURL": url }),
-    }
+    Rendered::built_in(
+        TemplateType::VerificationValid,
+        "Please verify your email address",
+        &[
+            Text("Hi,"),
+            Text("please verify your account by clicking the following link:"),
+            Link(url),
+        ],
+        json!({ "VerificationURL": url }),
+    )
 }
 
 /// Verification by link for an unknown address (`verification_invalid`).
@@ -182,11 +293,12 @@ pub fn verification_invalid() -> Rendered {
     }
 }
 
-/// One overridden template: subject and plain-text body (each optional; the built-in one is
-/// used for a part not overridden).
+/// One overridden template: subject, HTML and plain-text body (each optional; as in Kratos,
+/// the built-in one is used for a part not overridden).
 #[derive(Debug, Clone, Default)]
 pub struct Override {
     subject: Option<GoTemplate>,
+    html: Option<GoTemplate>,
     plaintext: Option<GoTemplate>,
 }
 
@@ -198,42 +310,47 @@ pub struct Overrides {
 
 impl Overrides {
     /// Compiles the overrides: for each template, `courier.templates.<name>.<valid|invalid>.email`
-    /// (`subject`, `body.plaintext` as `file://` or `base64://` URLs) wins over the files
-    /// `<template_override_path>/<name>/<valid|invalid>/email.subject.gotmpl` and
-    /// `email.body.plaintext.gotmpl`. The error names the configuration key or file.
+    /// (`subject`, `body.html`, `body.plaintext` as URLs [`crate::fetcher`] reads) wins over
+    /// the files `<template_override_path>/<name>/<valid|invalid>/email.subject.gotmpl`,
+    /// `email.body.gotmpl` (HTML) and `email.body.plaintext.gotmpl`. The error names the
+    /// configuration key or file.
     pub fn compile(
         templates: &Value,
         override_path: Option<&Path>,
         base_dir: &Path,
     ) -> Result<Self, (String, String)> {
+        const PARTS: [(&str, &str); 3] = [
+            ("subject", "email.subject.gotmpl"),
+            ("body/html", "email.body.gotmpl"),
+            ("body/plaintext", "email.body.plaintext.gotmpl"),
+        ];
         let mut by_type = BTreeMap::new();
         for t in TemplateType::ALL {
             let (name, valid) = t.config_key();
             let variant = if valid { "valid" } else { "invalid" };
-            let mut o = Override::default();
-            if let Some(dir) = override_path {
-                let dir = dir.join(name).join(variant);
-                o.subject = read_file(&dir.join("email.subject.gotmpl"))?;
-                o.plaintext = read_file(&dir.join("email.body.plaintext.gotmpl"))?;
-            }
             let email = format!("/{name}/{variant}/email");
-            if let Some(uri) = templates
-                .pointer(&format!("{email}/subject"))
-                .and_then(Value::as_str)
-            {
-                o.subject =
-                    Some(read_uri(uri, base_dir).map_err(|e| (format!("{email}/subject"), e))?);
+            let mut parts: [Option<GoTemplate>; 3] = Default::default();
+            for (part, (key, file)) in parts.iter_mut().zip(PARTS) {
+                if let Some(uri) = templates
+                    .pointer(&format!("{email}/{key}"))
+                    .and_then(Value::as_str)
+                {
+                    *part =
+                        Some(read_uri(uri, base_dir).map_err(|e| (format!("{email}/{key}"), e))?);
+                } else if let Some(dir) = override_path {
+                    *part = read_file(&dir.join(name).join(variant).join(file))?;
+                }
             }
-            if let Some(uri) = templates
-                .pointer(&format!("{email}/body/plaintext"))
-                .and_then(Value::as_str)
-            {
-                o.plaintext = Some(
-                    read_uri(uri, base_dir).map_err(|e| (format!("{email}/body/plaintext"), e))?,
+            let [subject, html, plaintext] = parts;
+            if subject.is_some() || html.is_some() || plaintext.is_some() {
+                by_type.insert(
+                    t.as_str(),
+                    Override {
+                        subject,
+                        html,
+                        plaintext,
+                    },
                 );
-            }
-            if o.subject.is_some() || o.plaintext.is_some() {
-                by_type.insert(t.as_str(), o);
             }
         }
         Ok(Self { by_type })
@@ -249,6 +366,9 @@ impl Overrides {
         if let Some(o) = self.by_type.get(rendered.template_type.as_str()) {
             if let Some(t) = &o.subject {
                 rendered.subject = t.render(&rendered.data).trim().to_string();
+            }
+            if let Some(t) = &o.html {
+                rendered.html = t.render_html(&rendered.data);
             }
             if let Some(t) = &o.plaintext {
                 rendered.body = t.render(&rendered.data);
@@ -269,23 +389,6 @@ fn read_file(path: &Path) -> Result<Option<GoTemplate>, (String, String)> {
 }
 
 fn read_uri(uri: &str, base_dir: &Path) -> Result<GoTemplate, String> {
-    let text = if let Some(encoded) = uri.strip_prefix("base64://") {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map_err(|e| format!("invalid base64: {e}"))?;
-        String::from_utf8(bytes).map_err(|e| e.to_string())?
-    } else if let Some(path) = uri.strip_prefix("file://") {
-        let path = Path::new(path);
-        let path = if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            base_dir.join(path)
-        };
-        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?
-    } else {
-        return Err(format!(
-            "unsupported template URL {uri:?}: use file:// or base64://"
-        ));
-    };
+    let text = crate::fetcher::fetch_text(uri, base_dir).map_err(|e| e.to_string())?;
     GoTemplate::parse(&text)
 }

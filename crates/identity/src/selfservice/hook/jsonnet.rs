@@ -62,10 +62,22 @@ impl<'p> Callbacks<'p> for NoImports {
 /// Evaluates `template` with `ctx` and returns the JSON it produces; the error is a readable
 /// description (an explicit `error "…"` gives its message).
 pub fn render(template: &str, ctx: &Value) -> Result<Value, String> {
+    evaluate(template, ctx, &[])
+}
+
+/// [`render`] with external variables (`std.extVar(name)`), as the session tokenizer's claims
+/// mappers read `session` and `claims`.
+pub fn evaluate(template: &str, ctx: &Value, ext_vars: &[(&str, &Value)]) -> Result<Value, String> {
     let arena = Arena::new();
     let mut program = Program::new(&arena);
     program.set_max_stack(MAX_STACK);
     let mut callbacks = NoImports;
+    for (name, value) in ext_vars {
+        let source = value.to_string();
+        let thunk = load(&mut program, source.as_bytes(), &format!("{name}.json"))?;
+        let name = program.intern_str(name);
+        program.add_ext_var(name, &thunk);
+    }
     let template = load(&mut program, template.as_bytes(), "template.jsonnet")?;
     let value = program
         .eval_value(&template, &mut callbacks)

@@ -2,8 +2,8 @@
 //! succeeds (`after`), with a JSON body rendered by a Jsonnet template from `ctx` (the flow,
 //! the identity, the session, the request's URL, method, headers and cookies), as Kratos does.
 //!
-//! Configurations are compiled once (templates read from `file://` or decoded from
-//! `base64://`; URL, headers and auth checked). A hook with `response.ignore` runs in the
+//! Configurations are compiled once (templates read by [`crate::fetcher`] from `file://`,
+//! `base64://` or `http(s)://`; URL, headers and auth checked). A hook with `response.ignore` runs in the
 //! background and cannot fail the flow; otherwise a 4xx/5xx answer fails the flow, and with
 //! `can_interrupt` (or `response.parse`) a body in Kratos's shape
 //! (`{"messages":[{"instance_ptr":"#/traits/email","messages":[…]}]}`) becomes the form's
@@ -339,29 +339,11 @@ fn compile_auth(raw: RawAuth) -> Result<Auth, ConfigError> {
     })
 }
 
-/// Reads a template named by `file://`, `base64://` or (deprecated) a bare path.
+/// Reads the body template through the shared URL loader ([`crate::fetcher`]: `file://`,
+/// `base64://`, `http(s)://` or, deprecated, a bare path).
 fn read_template(uri: &str, base_dir: &Path) -> Result<String, ConfigError> {
-    let fail = |e: String| ConfigError::Body(uri.to_string(), e);
-    if let Some(encoded) = uri.strip_prefix("base64://") {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(encoded.trim()))
-            .map_err(|e| fail(e.to_string()))?;
-        return String::from_utf8(bytes).map_err(|e| fail(e.to_string()));
-    }
-    if uri.starts_with("http://") || uri.starts_with("https://") {
-        return Err(fail(
-            "remote templates are not supported; use file:// or base64://".into(),
-        ));
-    }
-    let path = uri.strip_prefix("file://").unwrap_or(uri);
-    let path = Path::new(path);
-    let path = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base_dir.join(path)
-    };
-    std::fs::read_to_string(&path).map_err(|e| fail(e.to_string()))
+    crate::fetcher::fetch_text(uri, base_dir)
+        .map_err(|e| ConfigError::Body(uri.to_string(), e.to_string()))
 }
 
 /// Kratos's interrupting answer: `{"messages": [{"instance_ptr": "#/traits/email",
