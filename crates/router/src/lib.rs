@@ -538,7 +538,11 @@ mod tests {
         let mut regex_high = route("re-high", &[r"~/users/\d+$"], &[], &[]);
         regex_high.regex_priority = 5;
         let mut sni = route("sni", &["/s"], &[], &[]);
-        sni.snis = vec!["secure.test.".into(), "*.wild.test".into(), "other.*".into()];
+        sni.snis = vec![
+            "secure.test.".into(),
+            "*.wild.test".into(),
+            "other.*".into(),
+        ];
         let router = Router::new(vec![
             route("root", &["/"], &[], &[]),
             route("users", &["/users"], &[], &[]),
@@ -573,7 +577,7 @@ mod tests {
             ("GET", "x.test", "/s/long", Some("SECURE.test"), "sni"),
             ("GET", "x.test", "/s/long", Some("a.b.wild.test"), "sni"), // `*.` as for hosts
             ("GET", "x.test", "/s/long", Some("other.example"), "sni"), // `.*` as for hosts
-            ("GET", "x.test", "/s/long", Some("nope.test"), "s-long"), // SNI not listed: skipped
+            ("GET", "x.test", "/s/long", Some("nope.test"), "s-long"),  // SNI not listed: skipped
             ("GET", "x.test", "/s/long", Some(""), "s-long"), // a TLS client that sent no name
             // Kong: "protocol is not https, or the SNI matches": plain HTTP is not checked
             ("GET", "x.test", "/s/long", None, "sni"),
