@@ -44,25 +44,38 @@ impl CertifiedPair {
     pub fn from_files(
         pairs: &[(std::path::PathBuf, std::path::PathBuf)],
     ) -> Result<Self, DefaultCertificateError> {
+        Self::from_setting("ssl_cert", pairs)
+    }
+
+    /// As [`CertifiedPair::from_files`], for the pairs of the setting named `setting` (e.g.
+    /// `admin_ssl_cert`), which errors name.
+    pub fn from_setting(
+        setting: &'static str,
+        pairs: &[(std::path::PathBuf, std::path::PathBuf)],
+    ) -> Result<Self, DefaultCertificateError> {
         let load = |(cert, key): &(std::path::PathBuf, std::path::PathBuf)| {
             let read = |path: &std::path::Path| {
                 std::fs::read_to_string(path).map_err(|error| DefaultCertificateError::Read {
+                    setting,
                     path: path.display().to_string(),
                     error,
                 })
             };
             crate::entity::certificate::certified_key(&read(cert)?, &read(key)?).map_err(|error| {
                 DefaultCertificateError::Pem {
+                    setting,
                     path: cert.display().to_string(),
                     error,
                 }
             })
         };
         let mut loaded = pairs.iter().take(2).map(load);
-        let main = loaded.next().ok_or(DefaultCertificateError::Missing)??;
+        let main = loaded
+            .next()
+            .ok_or(DefaultCertificateError::Missing { setting })??;
         let alt = loaded.next().transpose()?;
         if pairs.len() > 2 {
-            tracing::warn!("ssl_cert: only the first two certificate/key pairs are used");
+            tracing::warn!(setting, "only the first two certificate/key pairs are used");
         }
         Ok(Self { main, alt })
     }
@@ -81,6 +94,7 @@ impl CertifiedPair {
             .map_err(DefaultCertificateError::Generate)?;
         Self::from_pem(&cert.pem(), &key.serialize_pem()).map_err(|error| {
             DefaultCertificateError::Pem {
+                setting: "ssl_cert",
                 path: "(generated)".into(),
                 error,
             }
@@ -100,23 +114,58 @@ impl CertifiedPair {
     }
 }
 
+/// A fixed certificate (e.g. the TLS Admin API's), presenting whichever of its keys the
+/// client's signature schemes accept.
+impl ResolvesServerCert for CertifiedPair {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.choose(hello.signature_schemes()))
+    }
+}
+
+/// A TLS acceptor (ring provider, TLS 1.2 and 1.3) presenting what `certificates` resolves;
+/// ALPN offers `h2` and `http/1.1` when `http2` is set (Kong's `http2` listen flag), else
+/// only `http/1.1`.
+pub fn tls_acceptor(
+    certificates: Arc<dyn ResolvesServerCert>,
+    http2: bool,
+) -> Result<tokio_rustls::TlsAcceptor, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(certificates);
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 /// Errors loading or generating the default certificate.
 #[derive(Debug, thiserror::Error)]
 pub enum DefaultCertificateError {
-    /// No `ssl_cert`/`ssl_cert_key` pair was given.
-    #[error("ssl_cert: no certificate/key pair configured")]
-    Missing,
+    /// No certificate/key pair was given.
+    #[error("{setting}: no certificate/key pair configured")]
+    Missing {
+        /// The setting (`ssl_cert`, `admin_ssl_cert`).
+        setting: &'static str,
+    },
     /// A file could not be read.
-    #[error("ssl_cert: {path}: {error}")]
+    #[error("{setting}: {path}: {error}")]
     Read {
+        /// The setting (`ssl_cert`, `admin_ssl_cert`).
+        setting: &'static str,
         /// The file.
         path: String,
         /// The cause (kept out of the error chain: the message already says it).
         error: std::io::Error,
     },
     /// A certificate or key file does not load.
-    #[error("ssl_cert: {path}: {error}")]
+    #[error("{setting}: {path}: {error}")]
     Pem {
+        /// The setting (`ssl_cert`, `admin_ssl_cert`).
+        setting: &'static str,
         /// The certificate file.
         path: String,
         /// The cause (kept out of the error chain: the message already says it).

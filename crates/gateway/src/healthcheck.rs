@@ -5,7 +5,9 @@
 //! Healthy targets are probed every `active.healthy.interval` seconds and unhealthy ones
 //! every `active.unhealthy.interval` (0 = not probed), at most `concurrency` at a time, each
 //! on a fresh connection bounded by `timeout`. `http` sends `GET http_path` with `headers`;
-//! `tcp` only connects. `https` probes are not made yet (the target keeps its health).
+//! `https` does the same over TLS (SNI `https_sni`, else the target's host name; the
+//! certificate verified against the system's roots unless `https_verify_certificate` is
+//! false, a failed handshake counting as a TCP failure); `tcp` only connects.
 //!
 //! Extension (not in Kong): a target that passive checks alone made unhealthy gets no
 //! traffic, so Kong never sees it recover without active checks. When the upstream has no
@@ -47,6 +49,9 @@ enum ProbeType {
 #[derive(Debug, Clone)]
 struct Settings {
     kind: ProbeType,
+    /// `https` probes: the TLS client settings (built once per prober) and `https_sni`.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    https_sni: Option<String>,
     path: String,
     timeout: Duration,
     concurrency: usize,
@@ -90,6 +95,15 @@ impl Settings {
                 }
             }
         }
+        let tls = (kind == ProbeType::Https).then(|| {
+            let verify = a["https_verify_certificate"].as_bool().unwrap_or(true);
+            let mut config = portcullis_http::tls_client_config(&portcullis_http::UpstreamTls {
+                verify: verify.then(portcullis_http::Verify::default),
+                client_certificate: None,
+            });
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Arc::new(config)
+        });
         let thresholds = Thresholds::from_config(&u.healthchecks, "active");
         let passive = Thresholds::from_config(&u.healthchecks, "passive");
         let recovery_successes = [thresholds.successes, passive.successes, 1]
@@ -98,6 +112,8 @@ impl Settings {
             .unwrap_or(1);
         Self {
             kind,
+            tls,
+            https_sni: a["https_sni"].as_str().map(str::to_string),
             path: a["http_path"].as_str().unwrap_or("/").to_string(),
             timeout: seconds(&a["timeout"]).unwrap_or(Duration::from_secs(1)),
             concurrency: a["concurrency"]
@@ -247,7 +263,6 @@ async fn probe_loop(
             let t = t.clone();
             round.spawn(async move {
                 let outcome = probe(&settings, &t.authority).await;
-                let Some(outcome) = outcome else { return };
                 let thresholds = if which == Which::PassiveRecovery {
                     Thresholds {
                         successes: settings.recovery_successes,
@@ -266,29 +281,56 @@ async fn probe_loop(
     }
 }
 
-/// One probe; `None` when this kind of probe is not made.
-async fn probe(s: &Settings, authority: &str) -> Option<Outcome> {
-    if s.kind == ProbeType::Https {
-        return None;
-    }
+/// One probe, bounded by the timeout.
+async fn probe(s: &Settings, authority: &str) -> Outcome {
     let attempt = async {
         let stream = match TcpStream::connect(authority).await {
             Ok(stream) => stream,
             Err(_) => return Outcome::TcpFailure,
         };
-        if s.kind == ProbeType::Tcp {
-            return Outcome::Connected;
+        match (s.kind, &s.tls) {
+            (ProbeType::Tcp, _) => Outcome::Connected,
+            (ProbeType::Https, Some(tls)) => {
+                let Some(name) = server_name(s.https_sni.as_deref(), authority) else {
+                    return Outcome::TcpFailure;
+                };
+                let connector = tokio_rustls::TlsConnector::from(Arc::clone(tls));
+                match connector.connect(name, stream).await {
+                    Ok(stream) => http_probe(s, authority, stream).await,
+                    Err(e) => {
+                        tracing::debug!(target = %authority, error = %e,
+                            "health check TLS handshake failed");
+                        Outcome::TcpFailure
+                    }
+                }
+            }
+            _ => http_probe(s, authority, stream).await,
         }
-        http_probe(s, authority, stream).await
     };
-    Some(
-        tokio::time::timeout(s.timeout, attempt)
-            .await
-            .unwrap_or(Outcome::Timeout),
-    )
+    tokio::time::timeout(s.timeout, attempt)
+        .await
+        .unwrap_or(Outcome::Timeout)
 }
 
-async fn http_probe(s: &Settings, authority: &str, stream: TcpStream) -> Outcome {
+/// The name a TLS probe asks for: `https_sni`, else the target's host (an IP address is
+/// verified as such and sends no SNI).
+fn server_name(
+    https_sni: Option<&str>,
+    authority: &str,
+) -> Option<rustls::pki_types::ServerName<'static>> {
+    let host = https_sni.unwrap_or_else(|| {
+        let host = authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host);
+        host.trim_start_matches('[').trim_end_matches(']')
+    });
+    rustls::pki_types::ServerName::try_from(host.to_string()).ok()
+}
+
+async fn http_probe<S>(s: &Settings, authority: &str, stream: S) -> Outcome
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let Ok((mut sender, conn)) =
         hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await
     else {
@@ -296,7 +338,12 @@ async fn http_probe(s: &Settings, authority: &str, stream: TcpStream) -> Outcome
     };
     tokio::spawn(conn);
     let host = s.host_header.as_deref().unwrap_or(authority);
-    let host = host.strip_suffix(":80").unwrap_or(host);
+    let default_port = if s.kind == ProbeType::Https {
+        ":443"
+    } else {
+        ":80"
+    };
+    let host = host.strip_suffix(default_port).unwrap_or(host);
     let mut req = match Request::get(s.path.as_str())
         .header(http::header::HOST, host)
         .header(http::header::USER_AGENT, "portcullis-healthcheck")

@@ -23,6 +23,7 @@ pub mod settings;
 pub mod store;
 mod sync;
 pub mod table;
+mod upstream_tls;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -31,7 +32,6 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use portcullis_core::Secret;
 use portcullis_db::{Db, MigrationSet};
-use portcullis_http::UpstreamClient;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -77,10 +77,8 @@ pub(crate) struct Inner {
     /// Per-node target health and connection counts, kept across rebuilds.
     pub(crate) health: balancer::HealthRegistry,
     rebuild: tokio::sync::Mutex<()>,
-    /// Verifies upstream certificates (services with `tls_verify = true`).
-    pub(crate) client: UpstreamClient,
-    /// Does not verify them (Kong's default for https services).
-    pub(crate) unverified_client: UpstreamClient,
+    /// The upstream clients, one per distinct service TLS policy.
+    tls_clients: upstream_tls::TlsClients,
     pub(crate) node_id: Uuid,
     pub(crate) requests: AtomicU64,
     /// The configuration version the current table was built from (-1: none yet).
@@ -110,17 +108,20 @@ impl Inner {
         let (services, routes) = self.store.snapshot().await?;
         let upstreams: Vec<entity::Upstream> = self.store.all().await?;
         let targets: Vec<entity::Target> = self.store.all().await?;
+        let certs: Vec<entity::Certificate> = self.store.all().await?;
+        let snis: Vec<entity::Sni> = self.store.all().await?;
+        let cas: Vec<entity::CaCertificate> = self.store.all().await?;
         self.checkers
             .update(&upstreams, &targets, &self.health, self.passive_recovery);
+        let clients = self.tls_clients.build(&services, &certs, &cas);
         let snapshot = table::Snapshot {
             services,
             routes,
             upstreams,
             targets,
+            clients,
         };
         let table = table::build(snapshot, &self.health)?;
-        let certs: Vec<entity::Certificate> = self.store.all().await?;
-        let snis: Vec<entity::Sni> = self.store.all().await?;
         let certificates =
             certificates::CertificateTable::build(&certs, &snis, self.default_certificate.clone());
         tracing::debug!(routes = table.len(), version, "gateway router rebuilt");
@@ -246,8 +247,7 @@ impl Gateway {
             table: ArcSwap::from_pointee(table::Table::default()),
             health: balancer::HealthRegistry::default(),
             rebuild: tokio::sync::Mutex::new(()),
-            client: portcullis_http::upstream_client(),
-            unverified_client: portcullis_http::upstream_client_unverified(),
+            tls_clients: upstream_tls::TlsClients::default(),
             node_id: portcullis_core::new_id(),
             requests: AtomicU64::new(0),
             version: AtomicI64::new(-1),
@@ -295,16 +295,18 @@ impl Gateway {
         }
     }
 
-    /// Serves the proxy over TLS (`proxy_listen` entries flagged `ssl`, 0.0.0.0:8443 by
-    /// default) on a bound listener until `shutdown` fires: ALPN `h2` and `http/1.1`, the
-    /// certificate chosen by [`Gateway::certificate_resolver`], requests seen as `https`.
+    /// Serves the proxy over TLS (`proxy_listen` entries flagged `ssl`, `0.0.0.0:8443 http2`
+    /// by default) on a bound listener until `shutdown` fires: the certificate chosen by
+    /// [`Gateway::certificate_resolver`], requests seen as `https` with their SNI, ALPN `h2`
+    /// offered only with `http2` (Kong's listen flag), `http/1.1` always.
     pub fn serve_proxy_tls(
         &self,
         listener: tokio::net::TcpListener,
+        http2: bool,
         shutdown: portcullis_http::Shutdown,
     ) -> impl Future<Output = Result<(), portcullis_http::ServeError>> + Send + 'static {
         let inner = Arc::clone(&self.inner);
-        let acceptor = self.tls_acceptor();
+        let acceptor = certificates::tls_acceptor(self.certificate_resolver(), http2);
         async move {
             let serve_error = |source| portcullis_http::ServeError::Serve {
                 what: "gateway proxy (TLS)".into(),
@@ -317,15 +319,27 @@ impl Gateway {
         }
     }
 
-    /// The TLS acceptor of the proxy's TLS listeners (ring provider, TLS 1.2 and 1.3).
-    fn tls_acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, rustls::Error> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_cert_resolver(self.certificate_resolver());
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    /// Serves the Admin API over TLS (`admin_listen` entries flagged `ssl`, `127.0.0.1:8444
+    /// http2` by default) on a bound listener until `shutdown` fires, presenting
+    /// `certificate` (Kong's `admin_ssl_cert`, else a self-signed one); ALPN `h2` only with
+    /// `http2`.
+    pub fn serve_admin_tls(
+        &self,
+        listener: tokio::net::TcpListener,
+        certificate: certificates::CertifiedPair,
+        http2: bool,
+        shutdown: portcullis_http::Shutdown,
+    ) -> impl Future<Output = Result<(), portcullis_http::ServeError>> + Send + 'static {
+        let app = self.admin_router();
+        let acceptor = certificates::tls_acceptor(Arc::new(certificate), http2);
+        async move {
+            let acceptor = acceptor.map_err(|e| portcullis_http::ServeError::Serve {
+                what: "gateway admin API (TLS)".into(),
+                source: std::io::Error::other(e),
+            })?;
+            portcullis_http::serve_tls(listener, app, acceptor, "gateway admin API (TLS)", shutdown)
+                .await
+        }
     }
 
     /// The current TLS certificate table (a snapshot; see [`Gateway::certificate_resolver`]).

@@ -41,19 +41,33 @@ pub enum Database {
     Off,
 }
 
+/// A listener entry flagged `ssl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsListen {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// The entry carries `http2`: ALPN offers `h2` (else only `http/1.1` is spoken).
+    pub http2: bool,
+}
+
 /// The gateway's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewaySettings {
     /// Plain-HTTP proxy listeners (`proxy_listen` entries without `ssl`); empty when `off`.
     pub proxy_listen: Vec<SocketAddr>,
-    /// TLS proxy listeners (`proxy_listen` entries flagged `ssl`, e.g. `0.0.0.0:8443`).
-    pub proxy_listen_tls: Vec<SocketAddr>,
+    /// TLS proxy listeners (`proxy_listen` entries flagged `ssl`, e.g. `0.0.0.0:8443 http2`).
+    pub proxy_listen_tls: Vec<TlsListen>,
     /// `ssl_cert` / `ssl_cert_key`: the default certificate's PEM files, in pairs (empty: a
     /// self-signed certificate is generated at start-up).
     pub ssl_cert: Vec<(std::path::PathBuf, std::path::PathBuf)>,
-    /// Plain-HTTP Admin API listeners (`admin_listen` entries without `ssl`; TLS Admin API
-    /// listeners are not served).
+    /// Plain-HTTP Admin API listeners (`admin_listen` entries without `ssl`).
     pub admin_listen: Vec<SocketAddr>,
+    /// TLS Admin API listeners (`admin_listen` entries flagged `ssl`, e.g.
+    /// `127.0.0.1:8444 http2`).
+    pub admin_listen_tls: Vec<TlsListen>,
+    /// `admin_ssl_cert` / `admin_ssl_cert_key`: the TLS Admin API's certificate files, in
+    /// pairs (empty: a self-signed certificate is generated at start-up).
+    pub admin_ssl_cert: Vec<(std::path::PathBuf, std::path::PathBuf)>,
     /// The store.
     pub database: Database,
     /// `admin_token`: when set, the Admin API requires it in the `Kong-Admin-Token` header.
@@ -73,6 +87,8 @@ struct Raw {
     admin_listen: (String, String),
     ssl_cert: (String, String),
     ssl_cert_key: (String, String),
+    admin_ssl_cert: (String, String),
+    admin_ssl_cert_key: (String, String),
     database: (String, String),
     pg_host: String,
     pg_port: (String, String),
@@ -99,6 +115,8 @@ impl GatewaySettings {
             admin_listen: ("127.0.0.1:8001 reuseport backlog=16384, 127.0.0.1:8444 http2 ssl reuseport backlog=16384".into(), default_origin.clone()),
             ssl_cert: (String::new(), default_origin.clone()),
             ssl_cert_key: (String::new(), default_origin.clone()),
+            admin_ssl_cert: (String::new(), default_origin.clone()),
+            admin_ssl_cert_key: (String::new(), default_origin.clone()),
             database: ("sqlite".into(), default_origin.clone()),
             pg_host: "127.0.0.1".into(),
             pg_port: ("5432".into(), default_origin.clone()),
@@ -170,6 +188,8 @@ impl Raw {
             "admin_listen" => self.admin_listen = (value, origin),
             "ssl_cert" => self.ssl_cert = (value, origin),
             "ssl_cert_key" => self.ssl_cert_key = (value, origin),
+            "admin_ssl_cert" => self.admin_ssl_cert = (value, origin),
+            "admin_ssl_cert_key" => self.admin_ssl_cert_key = (value, origin),
             "database" => self.database = (value, origin),
             "pg_host" => self.pg_host = value,
             "pg_port" => self.pg_port = (value, origin),
@@ -191,8 +211,13 @@ impl Raw {
 
     fn compile(self) -> Result<GatewaySettings, SettingsError> {
         let (proxy_listen, proxy_listen_tls) = listeners("proxy_listen", &self.proxy_listen)?;
-        let (admin_listen, _) = listeners("admin_listen", &self.admin_listen)?;
-        let ssl_cert = cert_pairs(&self.ssl_cert, &self.ssl_cert_key)?;
+        let (admin_listen, admin_listen_tls) = listeners("admin_listen", &self.admin_listen)?;
+        let ssl_cert = cert_pairs(&self.ssl_cert, &self.ssl_cert_key, "ssl_cert")?;
+        let admin_ssl_cert = cert_pairs(
+            &self.admin_ssl_cert,
+            &self.admin_ssl_cert_key,
+            "admin_ssl_cert",
+        )?;
         let (db, origin) = &self.database;
         let database = match db.to_ascii_lowercase().as_str() {
             "sqlite" => Database::Sqlite,
@@ -275,6 +300,8 @@ impl Raw {
             proxy_listen_tls,
             ssl_cert,
             admin_listen,
+            admin_listen_tls,
+            admin_ssl_cert,
             database,
             admin_token: self.admin_token.map(Secret::new),
             declarative_config: self.declarative_config.map(std::path::PathBuf::from),
@@ -283,12 +310,13 @@ impl Raw {
 }
 
 /// Parses Kong's listen syntax: `off`, or comma-separated `addr:port [flags…]` entries.
-/// Returns the plain entries and those flagged `ssl`; other flags (`http2`, `reuseport`,
-/// `backlog=…`) need nothing: every listener speaks HTTP/2.
+/// Returns the plain entries and those flagged `ssl` (with their `http2` flag); other flags
+/// (`reuseport`, `backlog=…`) need nothing. Plain listeners speak h2c with or without
+/// `http2`.
 fn listeners(
     key: &str,
     (value, origin): &(String, String),
-) -> Result<(Vec<SocketAddr>, Vec<SocketAddr>), SettingsError> {
+) -> Result<(Vec<SocketAddr>, Vec<TlsListen>), SettingsError> {
     let (mut plain, mut tls) = (Vec::new(), Vec::new());
     if value.trim().eq_ignore_ascii_case("off") {
         return Ok((plain, tls));
@@ -301,8 +329,12 @@ fn listeners(
             key: key.into(),
             message: format!("'{addr}' is not a valid address (expected ip:port)"),
         })?;
-        if words.any(|w| w == "ssl") {
-            tls.push(addr);
+        let flags: Vec<&str> = words.collect();
+        if flags.contains(&"ssl") {
+            tls.push(TlsListen {
+                addr,
+                http2: flags.contains(&"http2"),
+            });
         } else {
             plain.push(addr);
         }
@@ -310,10 +342,12 @@ fn listeners(
     Ok((plain, tls))
 }
 
-/// Pairs Kong's comma-separated `ssl_cert` and `ssl_cert_key` file lists.
+/// Pairs Kong's comma-separated `ssl_cert` and `ssl_cert_key` file lists (or another
+/// `{name}` and `{name}_key` pair, e.g. `admin_ssl_cert`).
 fn cert_pairs(
     (certs, cert_origin): &(String, String),
     (keys, key_origin): &(String, String),
+    name: &str,
 ) -> Result<Vec<(std::path::PathBuf, std::path::PathBuf)>, SettingsError> {
     let split = |v: &str| -> Vec<std::path::PathBuf> {
         v.split(',')
@@ -326,15 +360,15 @@ fn cert_pairs(
     if certs.len() != keys.len() {
         // Blame the longer list: it is the one that was set.
         let (origin, key) = if certs.len() > keys.len() {
-            (cert_origin, "ssl_cert")
+            (cert_origin, name.to_string())
         } else {
-            (key_origin, "ssl_cert_key")
+            (key_origin, format!("{name}_key"))
         };
         return Err(SettingsError::Invalid {
             origin: origin.clone(),
-            key: key.into(),
+            key,
             message: format!(
-                "ssl_cert lists {} file(s) but ssl_cert_key lists {}; they must pair up",
+                "{name} lists {} file(s) but {name}_key lists {}; they must pair up",
                 certs.len(),
                 keys.len()
             ),
@@ -374,13 +408,24 @@ mod tests {
         assert_eq!(s.proxy_listen, vec!["0.0.0.0:8000".parse().expect("addr")]);
         assert_eq!(
             s.proxy_listen_tls,
-            vec!["0.0.0.0:8443".parse().expect("addr")]
+            vec![TlsListen {
+                addr: "0.0.0.0:8443".parse().expect("addr"),
+                http2: true
+            }]
         );
         assert!(s.ssl_cert.is_empty());
         assert_eq!(
             s.admin_listen,
             vec!["127.0.0.1:8001".parse().expect("addr")]
         );
+        assert_eq!(
+            s.admin_listen_tls,
+            vec![TlsListen {
+                addr: "127.0.0.1:8444".parse().expect("addr"),
+                http2: true
+            }]
+        );
+        assert!(s.admin_ssl_cert.is_empty());
         assert_eq!(s.database, Database::Sqlite);
         assert_eq!(s.admin_token, None);
         assert_eq!(s.declarative_config, None);
@@ -398,20 +443,51 @@ mod tests {
             env(&[
                 (
                     "KONG_PROXY_LISTEN",
-                    "127.0.0.1:9443 http2 ssl, 127.0.0.1:9000",
+                    "127.0.0.1:9443 http2 ssl, 127.0.0.1:9000, 127.0.0.1:9444 ssl",
                 ),
                 ("KONG_SSL_CERT", "/c/a.crt, /c/b.crt"),
                 ("KONG_SSL_CERT_KEY", "/c/a.key,/c/b.key"),
+                ("KONG_ADMIN_LISTEN", "127.0.0.1:9445 ssl"),
+                ("KONG_ADMIN_SSL_CERT", "/c/admin.crt"),
+                ("KONG_ADMIN_SSL_CERT_KEY", "/c/admin.key"),
             ]),
         )
         .expect("tls");
+        assert!(s.admin_listen.is_empty());
+        assert_eq!(
+            s.admin_listen_tls,
+            vec![TlsListen {
+                addr: "127.0.0.1:9445".parse().expect("addr"),
+                http2: false
+            }]
+        );
+        assert_eq!(
+            s.admin_ssl_cert,
+            vec![("/c/admin.crt".into(), "/c/admin.key".into())]
+        );
+        let err = GatewaySettings::load(None, env(&[("KONG_ADMIN_SSL_CERT_KEY", "/c/k")]))
+            .expect_err("unpaired");
+        assert!(
+            err.to_string()
+                .starts_with("environment variable KONG_ADMIN_SSL_CERT_KEY: admin_ssl_cert_key:"),
+            "{err}"
+        );
         assert_eq!(
             s.proxy_listen,
             vec!["127.0.0.1:9000".parse().expect("addr")]
         );
         assert_eq!(
             s.proxy_listen_tls,
-            vec!["127.0.0.1:9443".parse().expect("addr")]
+            vec![
+                TlsListen {
+                    addr: "127.0.0.1:9443".parse().expect("addr"),
+                    http2: true
+                },
+                TlsListen {
+                    addr: "127.0.0.1:9444".parse().expect("addr"),
+                    http2: false
+                }
+            ]
         );
         assert_eq!(s.ssl_cert.len(), 2);
         assert_eq!(s.ssl_cert[1].1, std::path::PathBuf::from("/c/b.key"));

@@ -121,6 +121,21 @@ pub trait Stored: Serialize + DeserializeOwned + Send + Sync {
     fn tags(&self) -> &[String];
     /// `(created_at, updated_at)` in seconds.
     fn timestamps(&self) -> (i64, i64);
+    /// For an entity without an endpoint key that is named through another one instead
+    /// (Kong: a certificate through any of its SNI names).
+    const NAMED_BY: Option<NamedBy> = None;
+}
+
+/// How a non-UUID key finds an entity through another table: the row of `table` whose
+/// `column` is the key names the entity in `reference`.
+#[derive(Debug, Clone, Copy)]
+pub struct NamedBy {
+    /// The naming table (`gateway_snis`).
+    pub table: &'static str,
+    /// Its key column (`name`).
+    pub column: &'static str,
+    /// Its column holding the named entity's id (`certificate_id`).
+    pub reference: &'static str,
 }
 
 /// Every table, children after parents (the order a full reload and a wipe respect).
@@ -274,16 +289,23 @@ impl GatewayStore {
         scope: Option<(&str, &str)>,
     ) -> Result<Option<T>, StoreError> {
         let table = T::TABLE;
-        let (column, value) = match key {
-            EntityKey::Id(id) => ("id", id.to_string()),
+        let (condition, value) = match key {
+            EntityKey::Id(id) => ("id = $1".to_string(), id.to_string()),
             // PostgreSQL rejects NUL in text; validated keys never contain one.
             EntityKey::Name(name) if name.contains('\0') => return Ok(None),
-            EntityKey::Name(name) => match table.endpoint_key {
-                Some(col) => (col, name.clone()),
-                None => return Ok(None),
+            EntityKey::Name(name) => match (table.endpoint_key, T::NAMED_BY) {
+                (Some(col), _) => (format!("{col} = $1"), name.clone()),
+                (None, Some(by)) => (
+                    format!(
+                        "id = (SELECT {} FROM {} WHERE {} = $1)",
+                        by.reference, by.table, by.column
+                    ),
+                    name.clone(),
+                ),
+                (None, None) => return Ok(None),
             },
         };
-        let mut sql = format!("SELECT id, entity FROM {} WHERE {column} = $1", table.name);
+        let mut sql = format!("SELECT id, entity FROM {} WHERE {condition}", table.name);
         if let Some((col, _)) = scope {
             sql.push_str(&format!(" AND {col} = $2"));
         }

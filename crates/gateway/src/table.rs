@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderValue;
+use portcullis_http::UpstreamClient;
 use portcullis_router::Router;
 use uuid::Uuid;
 
@@ -18,9 +19,10 @@ pub struct Upstream {
     pub service_id: Uuid,
     /// `http` or `https` (others are not proxied).
     pub protocol: String,
-    /// `tls_verify = true`: the upstream's certificate is verified against the system's
-    /// trusted roots. Unset or false (Kong's default): it is not.
-    pub tls_verify: bool,
+    /// The pooled client whose TLS settings are the service's (`tls_verify`,
+    /// `tls_verify_depth`, `ca_certificates`, `client_certificate`); shared with every
+    /// service of the same settings.
+    pub client: UpstreamClient,
     /// `host:port` for the request URI (unused when `balancer` is set).
     pub authority: String,
     /// The upstream the service's host names, balanced per request.
@@ -64,6 +66,8 @@ pub struct Snapshot {
     pub upstreams: Vec<UpstreamEntity>,
     /// Every target.
     pub targets: Vec<UpstreamTarget>,
+    /// Every service's upstream client (see [`crate::upstream_tls`]).
+    pub clients: std::collections::HashMap<Uuid, UpstreamClient>,
 }
 
 /// Compiles a snapshot into a table. Routes of disabled services are left out; a service
@@ -75,6 +79,7 @@ pub fn build(snapshot: Snapshot, health: &HealthRegistry) -> Result<Table, Table
         routes,
         upstreams,
         targets,
+        clients,
     } = snapshot;
     let balancers: std::collections::HashMap<&str, Arc<Balancer>> = upstreams
         .iter()
@@ -92,7 +97,13 @@ pub fn build(snapshot: Snapshot, health: &HealthRegistry) -> Result<Table, Table
         if service.is_some_and(|s| !s.enabled) {
             continue;
         }
-        let upstream = service.map(|s| upstream_of(s, balancers.get(s.host.as_str())));
+        let upstream = service.map(|s| {
+            let client = clients
+                .get(&s.id)
+                .cloned()
+                .unwrap_or_else(portcullis_http::upstream_client_unverified);
+            upstream_of(s, balancers.get(s.host.as_str()), client)
+        });
         let target = Target {
             route_id: r.id,
             upstream,
@@ -109,6 +120,7 @@ pub fn build(snapshot: Snapshot, health: &HealthRegistry) -> Result<Table, Table
                 .headers
                 .map(|h| h.into_iter().collect())
                 .unwrap_or_default(),
+            snis: r.snis.unwrap_or_default(),
             strip_path: r.strip_path,
             regex_priority: r.regex_priority,
             service_path: service.and_then(|s| s.path.clone()),
@@ -118,7 +130,7 @@ pub fn build(snapshot: Snapshot, health: &HealthRegistry) -> Result<Table, Table
     Router::new(specs)
 }
 
-fn upstream_of(s: &Service, balancer: Option<&Arc<Balancer>>) -> Upstream {
+fn upstream_of(s: &Service, balancer: Option<&Arc<Balancer>>, client: UpstreamClient) -> Upstream {
     let host = if s.host.contains(':') {
         format!("[{}]", s.host)
     } else {
@@ -137,7 +149,7 @@ fn upstream_of(s: &Service, balancer: Option<&Arc<Balancer>>) -> Upstream {
     Upstream {
         service_id: s.id,
         protocol: s.protocol.clone(),
-        tls_verify: s.tls_verify == Some(true),
+        client,
         authority,
         balancer: balancer.cloned(),
         host_header: HeaderValue::from_str(&header)

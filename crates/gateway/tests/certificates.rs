@@ -584,3 +584,104 @@ async fn multipart_certificate_upload() {
         .unwrap();
     assert_eq!(res.status(), 400);
 }
+
+/// Kong names a certificate by any of its SNIs, nested endpoints included, and a service's
+/// `client_certificate` holds on to it.
+async fn certificates_by_sni_name(db: TestDb) {
+    let s = start(db).await;
+    let a = leaf("named.test");
+    let (st, cert) = s
+        .json(
+            Method::POST,
+            "/certificates",
+            json!({"cert": a.cert, "key": a.key, "snis": ["named.test"]}),
+        )
+        .await;
+    assert_eq!(st, 201, "{cert}");
+    let id = cert["id"].as_str().unwrap().to_string();
+
+    // GET by SNI name, in any case.
+    let (st, got) = s.get("/certificates/NAMED.test").await;
+    assert_eq!(st, 200, "{got}");
+    assert_eq!(got["id"], json!(id));
+
+    // Nested: list, create and read the SNIs of the certificate named by an SNI.
+    let (st, list) = s.get("/certificates/named.test/snis").await;
+    assert_eq!(st, 200, "{list}");
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    assert_eq!(list["data"][0]["name"], "named.test");
+    let (st, sni) = s
+        .json(
+            Method::POST,
+            "/certificates/named.test/snis",
+            json!({"name": "second.test"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{sni}");
+    assert_eq!(sni["certificate"]["id"], json!(id));
+    let (st, got) = s.get("/certificates/second.test/snis/named.test").await;
+    assert_eq!(st, 200, "{got}");
+    let (st, got) = s.get(&format!("/certificates/{id}/snis/second.test")).await;
+    assert_eq!(st, 200, "{got}");
+    let (st, got) = s.get("/certificates/second.test").await;
+    assert_eq!(
+        (st, got["snis"].clone()),
+        (200, json!(["named.test", "second.test"]))
+    );
+    let (st, _) = s.get("/certificates/nobody.test/snis").await;
+    assert_eq!(st, 404);
+
+    // A service presenting it: the certificate cannot be deleted while in use; an unknown
+    // one is refused; only https/tls services take one.
+    let (st, svc) = s
+        .json(
+            Method::POST,
+            "/services",
+            json!({"name": "mtls", "url": "https://upstream.test", "client_certificate": {"id": id}}),
+        )
+        .await;
+    assert_eq!(st, 201, "{svc}");
+    assert_eq!(svc["client_certificate"]["id"], json!(id));
+    let res = s
+        .http
+        .delete(format!("{}/certificates/named.test", s.admin))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(res.status().as_u16(), 400);
+    let missing = "00000000-0000-4000-8000-000000000001";
+    let (st, body) = s
+        .json(
+            Method::POST,
+            "/services",
+            json!({"url": "https://other.test", "client_certificate": {"id": missing}}),
+        )
+        .await;
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(body["code"], 4, "{body}");
+    let (st, body) = s
+        .json(
+            Method::POST,
+            "/services",
+            json!({"url": "http://plain.test", "client_certificate": {"id": id}}),
+        )
+        .await;
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(body["fields"]["client_certificate"], "value must be null");
+    let (st, _) = s
+        .json(
+            Method::PATCH,
+            "/services/mtls",
+            json!({"client_certificate": null}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let res = s
+        .http
+        .delete(format!("{}/certificates/named.test", s.admin))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(res.status().as_u16(), 204);
+}
+on_both!(by_sni_name, certificates_by_sni_name);

@@ -18,6 +18,7 @@ use portcullis_gateway::GatewayOptions;
 use portcullis_gateway::certificates::CertifiedPair;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use reqwest::Method;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -61,6 +62,46 @@ impl Pki {
             key: key.serialize_pem(),
             der: cert.der().to_vec(),
         }
+    }
+
+    /// An intermediate CA signed by this one.
+    fn intermediate(&self) -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "Portcullis test intermediate");
+        let ca = CertifiedIssuer::signed_by(params, KeyPair::generate().expect("key"), &*self.ca)
+            .expect("intermediate");
+        Self { ca }
+    }
+
+    /// A server config presenting `leaf` followed by `chain`, asking clients trusting
+    /// `client_ca` (if any) for a certificate without requiring one.
+    fn server(leaf: &Leaf, chain: &[&Pki], client_ca: Option<&Pki>) -> rustls::ServerConfig {
+        let mut certs = vec![rustls::pki_types::CertificateDer::from(leaf.der.clone())];
+        certs.extend(chain.iter().map(|p| p.ca.der().clone()));
+        let key = PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).expect("key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .expect("versions");
+        let builder = match client_ca {
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.add(ca.ca.der().clone()).expect("root");
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .allow_unauthenticated()
+                .build()
+                .expect("client verifier");
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        builder.with_single_cert(certs, key).expect("server config")
     }
 
     /// A client trusting only this CA, offering `alpn`.
@@ -290,7 +331,7 @@ fn default_certificate_files_load_and_errors_name_the_setting() {
 }
 
 /// An https upstream with a self-signed `localhost` certificate that answers
-/// `{sni, host, path}`.
+/// `{sni, host, path, client}`.
 async fn tls_upstream() -> SocketAddr {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
     let key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
@@ -301,6 +342,13 @@ async fn tls_upstream() -> SocketAddr {
         .with_no_client_auth()
         .with_single_cert(vec![ck.cert.der().clone()], key)
         .expect("server config");
+    tls_upstream_with(config).await
+}
+
+/// An https upstream with `config` that answers `{sni, host, path, client}` (`client`: the
+/// subject of the client's certificate, if it sent one); `/health` answers 500 unless the
+/// SNI was `probe.test`.
+async fn tls_upstream_with(config: rustls::ServerConfig) -> SocketAddr {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind(common::local())
         .await
@@ -313,18 +361,26 @@ async fn tls_upstream() -> SocketAddr {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let sni = tls.get_ref().1.server_name().map(str::to_string);
+                let session = tls.get_ref().1;
+                let sni = session.server_name().map(str::to_string);
+                let client = session.peer_certificates().and_then(|certs| {
+                    let (_, cert) = x509_parser::parse_x509_certificate(certs[0].as_ref()).ok()?;
+                    Some(cert.subject().to_string())
+                });
                 let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                     let body = json!({
                         "sni": sni,
                         "host": req.headers().get("host").and_then(|h| h.to_str().ok()),
                         "path": req.uri().path(),
+                        "client": client,
                     });
-                    async move {
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(
-                            body.to_string(),
-                        ))))
+                    let healthy =
+                        req.uri().path() != "/health" || sni.as_deref() == Some("probe.test");
+                    let mut res = hyper::Response::new(Full::new(Bytes::from(body.to_string())));
+                    if !healthy {
+                        *res.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
                     }
+                    async move { Ok::<_, Infallible>(res) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(tls), service)
@@ -379,4 +435,314 @@ async fn https_upstreams_are_proxied_unverified_by_default() {
         .await
         .expect("proxy");
     assert_eq!(res.status().as_u16(), 502);
+}
+
+/// Adds service `name` at `url` (plus `extra` fields) with a route on `/{name}` (plus
+/// `route` fields).
+async fn service_and_route(s: &Stack, name: &str, url: &str, extra: Value, route: Value) {
+    let mut service = json!({"name": name, "url": url});
+    service
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let (st, body) = s.json(Method::POST, "/services", service).await;
+    assert_eq!(st, 201, "{body}");
+    let mut r = json!({"paths": [format!("/{name}")]});
+    r.as_object_mut()
+        .unwrap()
+        .extend(route.as_object().unwrap().clone());
+    let (st, body) = s
+        .json(Method::POST, &format!("/services/{name}/routes"), r)
+        .await;
+    assert_eq!(st, 201, "{body}");
+}
+
+#[tokio::test]
+async fn route_snis_match_the_tls_server_name() {
+    let pki = Pki::new();
+    let default = pki.leaf(&["a.test", "b.test", "x.wild.test"]);
+    let s = stack(GatewayOptions {
+        default_certificate: Some(CertifiedPair::from_pem(&default.cert, &default.key).unwrap()),
+        ..GatewayOptions::default()
+    })
+    .await;
+    let tls = s.serve_tls().await;
+    let up = common::echo_upstream(s.shutdown()).await;
+    // Three routes on the same path: two constrained by SNI (an https-only one and a
+    // wildcard one), one not. The snis count as a field, so they win when they match.
+    service_and_route(
+        &s,
+        "by-a",
+        &format!("http://{up}/a"),
+        json!({}),
+        json!({"paths": ["/r"], "snis": ["a.test"], "protocols": ["https"]}),
+    )
+    .await;
+    service_and_route(
+        &s,
+        "by-wild",
+        &format!("http://{up}/wild"),
+        json!({}),
+        json!({"paths": ["/r"], "snis": ["*.wild.test"], "protocols": ["https"]}),
+    )
+    .await;
+    service_and_route(
+        &s,
+        "any",
+        &format!("http://{up}/any"),
+        json!({}),
+        json!({"paths": ["/r"]}),
+    )
+    .await;
+    let h1 = pki.connector(&[b"http/1.1"]);
+    for (sni, want) in [
+        ("a.test", "/a"),
+        ("x.wild.test", "/wild"),
+        ("b.test", "/any"),
+    ] {
+        let stream = connect(tls, &h1, sni).await;
+        let (st, echoed) = get_h1(stream, "whatever.test", "/r").await;
+        assert_eq!(st, 200, "{sni}: {echoed}");
+        assert_eq!(echoed["uri"], want, "{sni}");
+    }
+    // A route's snis must be allowed by its protocols.
+    let (st, body) = s
+        .json(
+            Method::POST,
+            "/services/any/routes",
+            json!({"paths": ["/x"], "snis": ["a.test"], "protocols": ["http"]}),
+        )
+        .await;
+    assert_eq!(st, 400, "{body}");
+    // Over plain HTTP snis are not checked (Kong: "protocol is not https, or the SNI
+    // matches"): an https-only SNI route still ranks first and answers 426.
+    let res = s
+        .http
+        .get(format!("{}/r", s.proxy))
+        .send()
+        .await
+        .expect("plain");
+    assert_eq!(res.status().as_u16(), 426);
+}
+
+#[tokio::test]
+async fn alpn_offers_h2_only_with_the_http2_flag() {
+    let pki = Pki::new();
+    let default = pki.leaf(&["alpn.test"]);
+    let s = stack(GatewayOptions {
+        default_certificate: Some(CertifiedPair::from_pem(&default.cert, &default.key).unwrap()),
+        ..GatewayOptions::default()
+    })
+    .await;
+    let with_h2 = s.serve_tls_with(true).await;
+    let without = s.serve_tls_with(false).await;
+    let both = pki.connector(&[b"h2", b"http/1.1"]);
+    let stream = connect(with_h2, &both, "alpn.test").await;
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let stream = connect(without, &both, "alpn.test").await;
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    // HTTP/1.1 is served there, and an h2 preface is not.
+    let (st, _) = get_h1(stream, "alpn.test", "/").await;
+    assert_eq!(st, 404);
+    let stream = connect(without, &pki.connector(&[]), "alpn.test").await;
+    assert_eq!(stream.get_ref().1.alpn_protocol(), None);
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("client side of the h2 handshake");
+    let conn = tokio::spawn(conn);
+    let mut sender = sender;
+    let req = hyper::Request::get("https://alpn.test/")
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    assert!(sender.send_request(req).await.is_err(), "h2 was served");
+    let _ = conn.await;
+    // A client that insists on h2 finds no common protocol.
+    let tcp = TcpStream::connect(without).await.expect("connect");
+    let name = ServerName::try_from("alpn.test").expect("name");
+    assert!(pki.connector(&[b"h2"]).connect(name, tcp).await.is_err());
+}
+
+#[tokio::test]
+async fn service_ca_certificates_depth_and_client_certificate() {
+    let root = Pki::new();
+    let intermediate = root.intermediate();
+    let server_leaf = intermediate.leaf(&["localhost"]);
+    let clients = Pki::new();
+    let up = tls_upstream_with(Pki::server(&server_leaf, &[&intermediate], Some(&clients))).await;
+    let s = stack(GatewayOptions::default()).await;
+    let (st, ca) = s
+        .json(
+            Method::POST,
+            "/ca_certificates",
+            json!({"cert": root.ca.pem()}),
+        )
+        .await;
+    assert_eq!(st, 201, "{ca}");
+    let ca = ca["id"].clone();
+    let client_leaf = clients.leaf(&["gateway.test"]);
+    let (st, cert) = s
+        .json(
+            Method::POST,
+            "/certificates",
+            json!({"cert": client_leaf.cert, "key": client_leaf.key}),
+        )
+        .await;
+    assert_eq!(st, 201, "{cert}");
+    let cert = cert["id"].clone();
+    let url = format!("https://localhost:{}", up.port());
+    for (name, extra) in [
+        (
+            "trusted",
+            json!({"tls_verify": true, "ca_certificates": [ca]}),
+        ),
+        ("system-roots", json!({"tls_verify": true})),
+        (
+            "too-deep",
+            json!({"tls_verify": true, "ca_certificates": [ca], "tls_verify_depth": 0}),
+        ),
+        (
+            "deep-enough",
+            json!({"tls_verify": true, "ca_certificates": [ca], "tls_verify_depth": 1}),
+        ),
+        ("mtls", json!({"client_certificate": {"id": cert}})),
+        (
+            "mtls-verified",
+            json!({"tls_verify": true, "ca_certificates": [ca], "client_certificate": {"id": cert}}),
+        ),
+    ] {
+        service_and_route(&s, name, &url, extra, json!({})).await;
+    }
+    let get = |name: &'static str| {
+        let s = &s;
+        async move {
+            common::status_json(
+                s.http
+                    .get(format!("{}/{name}", s.proxy))
+                    .send()
+                    .await
+                    .expect("proxy"),
+            )
+            .await
+        }
+    };
+    // The stored CA is the trust root; the system's roots do not know it.
+    let (st, body) = get("trusted").await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["client"], Value::Null);
+    assert_eq!(get("system-roots").await.0, 502);
+    // The chain has one intermediate: depth 0 refuses it, depth 1 accepts it.
+    assert_eq!(get("too-deep").await.0, 502);
+    assert_eq!(get("deep-enough").await.0, 200);
+    // The client certificate is presented, verified or not.
+    for name in ["mtls", "mtls-verified"] {
+        let (st, body) = get(name).await;
+        assert_eq!(st, 200, "{name}: {body}");
+        assert_eq!(body["client"], "CN=rcgen self signed cert", "{name}");
+    }
+    // Settings change with the table: the CA removed from the service, it is refused.
+    let (st, _) = s
+        .json(
+            Method::PATCH,
+            "/services/trusted",
+            json!({"ca_certificates": null}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(get("trusted").await.0, 502);
+}
+
+#[tokio::test]
+async fn https_active_health_checks_probe_over_tls() {
+    let pki = Pki::new();
+    let leaf = pki.leaf(&["localhost", "probe.test"]);
+    let up = tls_upstream_with(Pki::server(&leaf, &[], None)).await;
+    let s = stack(GatewayOptions {
+        passive_recovery: None,
+        ..GatewayOptions::default()
+    })
+    .await;
+    let checks = |sni: &str, verify: bool| {
+        json!({"active": {
+            "type": "https",
+            "http_path": "/health",
+            "https_sni": sni,
+            "https_verify_certificate": verify,
+            "timeout": 1,
+            "healthy": {"interval": 0.1, "successes": 1},
+            "unhealthy": {"interval": 0.1, "http_failures": 1, "tcp_failures": 1,
+                          "http_statuses": [500]}
+        }})
+    };
+    // probe.test gets a 200; another SNI a 500; verification fails against the system's
+    // roots (the test CA is not among them).
+    for (name, healthchecks) in [
+        ("right-sni", checks("probe.test", false)),
+        ("wrong-sni", checks("other.test", false)),
+        ("verified", checks("probe.test", true)),
+    ] {
+        let (st, body) = s
+            .json(
+                Method::POST,
+                "/upstreams",
+                json!({"name": name, "healthchecks": healthchecks}),
+            )
+            .await;
+        assert_eq!(st, 201, "{body}");
+        let (st, body) = s
+            .json(
+                Method::POST,
+                &format!("/upstreams/{name}/targets"),
+                json!({"target": format!("localhost:{}", up.port())}),
+            )
+            .await;
+        assert_eq!(st, 201, "{body}");
+    }
+    let target = format!("localhost:{}", up.port());
+    let health = |name: &'static str| {
+        let (s, target) = (&s, target.clone());
+        async move {
+            let (st, body) = s.get(&format!("/upstreams/{name}/health")).await;
+            assert_eq!(st, 200, "{body}");
+            let t = &body["data"][0];
+            assert_eq!(t["target"], json!(target));
+            t["health"].as_str().unwrap().to_string()
+        }
+    };
+    let started = std::time::Instant::now();
+    while health("wrong-sni").await != "UNHEALTHY" || health("verified").await != "UNHEALTHY" {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the https probes never failed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(health("right-sni").await, "HEALTHY");
+}
+
+#[tokio::test]
+async fn admin_api_over_tls() {
+    let pki = Pki::new();
+    let admin = pki.leaf(&["admin.test"]);
+    let s = stack(GatewayOptions::default()).await;
+    let l = portcullis_http::bind(common::local(), "gateway admin API (TLS)")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(s.gateway.serve_admin_tls(
+        l,
+        CertifiedPair::from_pem(&admin.cert, &admin.key).unwrap(),
+        true,
+        s.shutdown().clone(),
+    ));
+    let stream = connect(addr, &pki.connector(&[b"h2", b"http/1.1"]), "admin.test").await;
+    assert_eq!(served(&stream), admin.der);
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (st, body) = get_h2(stream, "admin.test", "/services").await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["data"], json!([]));
+    let stream = connect(addr, &pki.connector(&[b"http/1.1"]), "admin.test").await;
+    let (st, body) = get_h1(stream, "admin.test", "/").await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["version"], "3.10.0");
 }

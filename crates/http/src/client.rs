@@ -57,31 +57,133 @@ pub fn upstream_client_trusting(pem: &[u8]) -> Result<UpstreamClient, TlsError> 
 /// (Kong's default for services: `tls_verify` unset means nginx's `proxy_ssl_verify off`).
 /// The handshake signature is still checked, so the peer must hold the presented key.
 pub fn upstream_client_unverified() -> UpstreamClient {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(AnyCertificate(provider.signature_verification_algorithms));
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("the ring provider supports TLS 1.2 and 1.3")
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    from_config(tls)
+    from_config(tls_client_config(&UpstreamTls::default()))
 }
 
-/// Accepts any certificate chain and name; verifies only handshake signatures.
-#[derive(Debug)]
-struct AnyCertificate(rustls::crypto::WebPkiSupportedAlgorithms);
+/// How a TLS client checks the server it connects to, and what it presents itself.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamTls {
+    /// `None`: the chain and name are not verified (handshake signatures still are).
+    pub verify: Option<Verify>,
+    /// A certificate chain and key presented when the server asks for one (mutual TLS).
+    pub client_certificate: Option<Arc<rustls::sign::CertifiedKey>>,
+}
 
-impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+/// Certificate verification settings.
+#[derive(Debug, Clone, Default)]
+pub struct Verify {
+    /// The trust anchors; `None`: the operating system's.
+    pub roots: Option<Arc<RootCertStore>>,
+    /// At most this many intermediate certificates between the server's certificate and a
+    /// trust anchor (OpenSSL's verify depth); `None`: no limit.
+    pub max_depth: Option<usize>,
+}
+
+/// The rustls client configuration (ring provider, TLS 1.2 and 1.3) for `tls`.
+pub fn tls_client_config(tls: &UpstreamTls) -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let algorithms = provider.signature_verification_algorithms;
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports TLS 1.2 and 1.3");
+    let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = match &tls.verify {
+        None => Arc::new(Blanket {
+            accept: true,
+            algorithms,
+        }),
+        Some(v) => {
+            let roots = v
+                .roots
+                .clone()
+                .unwrap_or_else(|| Arc::clone(system_roots()));
+            match rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::clone(&roots),
+                provider,
+            )
+            .build()
+            {
+                Ok(webpki) => Arc::new(DepthLimited {
+                    webpki,
+                    roots,
+                    max_depth: v.max_depth,
+                    algorithms,
+                }),
+                // Only an empty root store fails here: trust nothing.
+                Err(_) => Arc::new(Blanket {
+                    accept: false,
+                    algorithms,
+                }),
+            }
+        }
+    };
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    match &tls.client_certificate {
+        Some(key) => builder.with_client_cert_resolver(Arc::new(
+            rustls::sign::SingleCertAndKey::from(Arc::clone(key)),
+        )),
+        None => builder.with_no_client_auth(),
+    }
+}
+
+/// An upstream client (as [`upstream_client`]) with its own TLS settings.
+pub fn upstream_client_with(tls: &UpstreamTls) -> UpstreamClient {
+    from_config(tls_client_config(tls))
+}
+
+/// Verifies as webpki does, then limits the number of intermediates on the path found.
+#[derive(Debug)]
+struct DepthLimited {
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    roots: Arc<RootCertStore>,
+    max_depth: Option<usize>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for DepthLimited {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
+        let verified = self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        let Some(max) = self.max_depth else {
+            return Ok(verified);
+        };
+        let too_deep = || {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+                Arc::new(DepthExceeded(max)),
+            )))
+        };
+        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|_| too_deep())?;
+        let short_enough = |path: &webpki::VerifiedPath<'_>| {
+            if path.intermediate_certificates().count() <= max {
+                Ok(())
+            } else {
+                Err(webpki::Error::MaximumPathDepthExceeded)
+            }
+        };
+        cert.verify_for_usage(
+            self.algorithms.all,
+            &self.roots.roots,
+            intermediates,
+            now,
+            webpki::KeyUsage::server_auth(),
+            None,
+            Some(&short_enough),
+        )
+        .map(|_| verified)
+        .map_err(|_| too_deep())
     }
 
     fn verify_tls12_signature(
@@ -90,7 +192,7 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+        self.webpki.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -99,11 +201,66 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+        self.webpki.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_schemes()
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// The certificate chain is longer than the verify depth allows.
+#[derive(Debug, thiserror::Error)]
+#[error("certificate chain exceeds the verify depth of {0} intermediate(s)")]
+struct DepthExceeded(usize);
+
+/// Decides on every certificate chain and name without looking at them (accepting all:
+/// Kong's unverified upstreams; refusing all: verification asked for with no trust anchor);
+/// handshake signatures are still verified either way.
+#[derive(Debug)]
+struct Blanket {
+    accept: bool,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Blanket {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if self.accept {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
     }
 }
 

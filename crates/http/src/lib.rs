@@ -14,7 +14,8 @@ use tokio::net::TcpListener;
 pub use tokio_util::sync::CancellationToken as Shutdown;
 
 pub use client::{
-    TlsError, UpstreamClient, upstream_client, upstream_client_trusting, upstream_client_unverified,
+    TlsError, UpstreamClient, UpstreamTls, Verify, tls_client_config, upstream_client,
+    upstream_client_trusting, upstream_client_unverified, upstream_client_with,
 };
 
 /// Errors binding or serving a listener.
@@ -89,6 +90,89 @@ pub async fn serve(
             what: what.to_string(),
             source,
         })
+}
+
+/// How long a client may take to complete a TLS handshake on [`serve_tls`].
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long [`serve_tls`] waits for open connections after `shutdown` before dropping them.
+const TLS_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves `app` over TLS on a bound listener until `shutdown` fires, then drains open
+/// connections (as [`serve`] does, with `ConnectInfo<SocketAddr>` too). The handshake runs
+/// in each connection's task, so a slow client never stalls the others; HTTP/2 is spoken
+/// only when `acceptor` offers `h2` by ALPN.
+pub async fn serve_tls(
+    listener: TcpListener,
+    app: axum::Router,
+    acceptor: tokio_rustls::TlsAcceptor,
+    what: &str,
+    shutdown: Shutdown,
+) -> Result<(), ServeError> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto;
+    tracing::info!(what, addr = ?listener.local_addr().ok(), "listening (TLS)");
+    let h2 = acceptor
+        .config()
+        .alpn_protocols
+        .iter()
+        .any(|p| p.as_slice() == b"h2");
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = if h2 { builder } else { builder.http1_only() };
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, what, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let (acceptor, builder, watcher, app) = (
+            acceptor.clone(),
+            builder.clone(),
+            graceful.watcher(),
+            app.clone(),
+        );
+        tokio::spawn(async move {
+            let stream =
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    tower::ServiceExt::oneshot(app.clone(), req)
+                },
+            );
+            // Without upgrades, so that `http1_only` applies.
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(error = %e, %peer, "TLS connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(TLS_DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(what, "connections still open after the drain timeout");
+    }
+    Ok(())
 }
 
 /// Returns a token that fires on SIGINT or SIGTERM (Ctrl-C on other platforms).

@@ -113,6 +113,10 @@ pub struct Ports {
     /// Gateway Admin API port.
     #[arg(long, default_value_t = 8001)]
     pub gateway_admin_port: u16,
+    /// Gateway proxy port over TLS (HTTP/1.1 and h2; a self-signed certificate unless
+    /// certificates are added through the Admin API).
+    #[arg(long, default_value_t = 8443)]
+    pub gateway_tls_port: u16,
     /// Access proxy port.
     #[arg(long, default_value_t = 8080)]
     pub access_port: u16,
@@ -151,6 +155,7 @@ impl Ports {
         Ports {
             gateway_port: 0,
             gateway_admin_port: 0,
+            gateway_tls_port: 0,
             access_port: 0,
             access_api_port: 0,
             identity_port: 0,

@@ -46,14 +46,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let stack = Stack::start(listeners, &opts).await?;
     let a = stack.addrs;
     tracing::info!(
-        gateway = %a.gateway, gateway_admin = %a.gateway_admin, access = %a.access,
+        gateway = %a.gateway, gateway_tls = %a.gateway_tls, gateway_admin = %a.gateway_admin,
+        access = %a.access,
         access_api = %a.access_api, identity = %a.identity, identity_admin = %a.identity_admin,
         ui = %a.ui, smtp = %a.smtp, mail_web = %a.mail_web, mail_api = %a.mail_api,
         hello = %a.hello, world = %a.world, "portcullis is up"
     );
     println!(
-        "Portcullis is up. Open http://{}/hello (login UI http://{}, mail http://{}). Ctrl-C stops.",
-        a.gateway, a.ui, a.mail_web
+        "Portcullis is up. Open http://{}/hello (or https://{}/hello, self-signed; login UI http://{}, mail http://{}). Ctrl-C stops.",
+        a.gateway, a.gateway_tls, a.ui, a.mail_web
     );
     let signals = shutdown_on_signals();
     let token = stack.shutdown_token();
@@ -98,30 +99,47 @@ async fn wait_all(
 async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     use portcullis_gateway::certificates::CertifiedPair;
     use portcullis_gateway::{Database, Gateway, GatewayOptions};
+    /// What a bound listener serves.
+    enum Serves {
+        Proxy,
+        ProxyTls { http2: bool },
+        Admin,
+        AdminTls { http2: bool, cert: CertifiedPair },
+    }
     let settings =
         portcullis_gateway::GatewaySettings::load(args.config.as_deref(), std::env::vars())?;
-    let mut servers = Vec::new();
-    for addr in &settings.proxy_listen {
-        servers.push((bind(*addr, "gateway proxy").await?, "gateway proxy"));
-    }
-    for addr in &settings.proxy_listen_tls {
-        servers.push((
-            bind(*addr, "gateway proxy (TLS)").await?,
-            "gateway proxy (TLS)",
-        ));
-    }
-    for addr in &settings.admin_listen {
-        servers.push((bind(*addr, "gateway admin API").await?, "gateway admin API"));
-    }
+    // Like Kong: without `ssl_cert` (`admin_ssl_cert`), a self-signed certificate is
+    // generated at start-up.
+    let load = |setting, files: &[_]| {
+        if files.is_empty() {
+            CertifiedPair::self_signed()
+        } else {
+            CertifiedPair::from_setting(setting, files)
+        }
+    };
     let mut options = GatewayOptions::from_settings(&settings);
     if !settings.proxy_listen_tls.is_empty() {
-        // Like Kong: without `ssl_cert`, a self-signed certificate is generated at start-up.
-        let pair = if settings.ssl_cert.is_empty() {
-            CertifiedPair::self_signed()?
-        } else {
-            CertifiedPair::from_files(&settings.ssl_cert)?
-        };
-        options.default_certificate = Some(pair);
+        options.default_certificate = Some(load("ssl_cert", &settings.ssl_cert)?);
+    }
+    let mut servers = Vec::new();
+    for addr in &settings.proxy_listen {
+        servers.push((bind(*addr, "gateway proxy").await?, Serves::Proxy));
+    }
+    for l in &settings.proxy_listen_tls {
+        let listener = bind(l.addr, "gateway proxy (TLS)").await?;
+        servers.push((listener, Serves::ProxyTls { http2: l.http2 }));
+    }
+    for addr in &settings.admin_listen {
+        servers.push((bind(*addr, "gateway admin API").await?, Serves::Admin));
+    }
+    if !settings.admin_listen_tls.is_empty() {
+        let cert = load("admin_ssl_cert", &settings.admin_ssl_cert)?;
+        for l in &settings.admin_listen_tls {
+            let listener = bind(l.addr, "gateway admin API (TLS)").await?;
+            let http2 = l.http2;
+            let cert = cert.clone();
+            servers.push((listener, Serves::AdminTls { http2, cert }));
+        }
     }
     let gw = match &settings.database {
         // DB-less: the declarative kong.yml is the whole configuration.
@@ -140,14 +158,21 @@ async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     };
     let shutdown = shutdown_on_signals();
     let mut tasks = JoinSet::new();
-    for (listener, what) in servers {
-        if what == "gateway proxy" {
-            tasks.spawn(gw.serve_proxy(listener, shutdown.clone()));
-        } else if what == "gateway proxy (TLS)" {
-            tasks.spawn(gw.serve_proxy_tls(listener, shutdown.clone()));
-        } else {
-            tasks.spawn(serve(listener, gw.admin_router(), what, shutdown.clone()));
-        }
+    for (listener, serves) in servers {
+        let stop = shutdown.clone();
+        match serves {
+            Serves::Proxy => tasks.spawn(gw.serve_proxy(listener, stop)),
+            Serves::ProxyTls { http2 } => tasks.spawn(gw.serve_proxy_tls(listener, http2, stop)),
+            Serves::Admin => tasks.spawn(serve(
+                listener,
+                gw.admin_router(),
+                "gateway admin API",
+                stop,
+            )),
+            Serves::AdminTls { http2, cert } => {
+                tasks.spawn(gw.serve_admin_tls(listener, cert, http2, stop))
+            }
+        };
     }
     wait_all(tasks, &shutdown).await
 }

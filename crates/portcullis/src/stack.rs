@@ -1,7 +1,7 @@
 //! `portcullis up`: the tutorial's architecture in one process.
 //!
 //! ```text
-//! browser → gateway :8000 ─ service secure-api, route / → access proxy :8080
+//! browser → gateway :8000 (TLS :8443) ─ service secure-api, route / → access proxy :8080
 //!             access: cookie_session (in process) → hello :8090 /hello, world :8091 /world
 //!                     no session + Accept: text/html → 302 to UI :4455/login?return_to=…
 //! identity :4433/:4434, UI :4455, mail catcher SMTP :1025, web :4436, API :4437
@@ -32,6 +32,7 @@ const IDENTITY_SCHEMA: &str = include_str!("../assets/identity.schema.json");
 pub struct Listeners {
     gateway: TcpListener,
     gateway_admin: TcpListener,
+    gateway_tls: TcpListener,
     access: TcpListener,
     access_api: TcpListener,
     identity: TcpListener,
@@ -51,6 +52,8 @@ pub struct Addrs {
     pub gateway: SocketAddr,
     /// Gateway Admin API.
     pub gateway_admin: SocketAddr,
+    /// Gateway proxy over TLS.
+    pub gateway_tls: SocketAddr,
     /// Access proxy.
     pub access: SocketAddr,
     /// Access API.
@@ -80,6 +83,7 @@ impl Listeners {
         Ok(Self {
             gateway: bind(at(p.gateway_port), "gateway proxy").await?,
             gateway_admin: bind(at(p.gateway_admin_port), "gateway admin API").await?,
+            gateway_tls: bind(at(p.gateway_tls_port), "gateway proxy (TLS)").await?,
             access: bind(at(p.access_port), "access proxy").await?,
             access_api: bind(at(p.access_api_port), "access API").await?,
             identity: bind(at(p.identity_port), "identity public API").await?,
@@ -98,6 +102,7 @@ impl Listeners {
         Ok(Addrs {
             gateway: self.gateway.local_addr()?,
             gateway_admin: self.gateway_admin.local_addr()?,
+            gateway_tls: self.gateway_tls.local_addr()?,
             access: self.access.local_addr()?,
             access_api: self.access_api.local_addr()?,
             identity: self.identity.local_addr()?,
@@ -274,8 +279,19 @@ impl Stack {
                 Arc::new(InProcessSessions::new(identity.clone())),
             )?;
 
-        // Gateway, seeded as the tutorial's kong.config.sh does.
-        let gateway = portcullis_gateway::Gateway::new(db.clone()).await?;
+        // Gateway, seeded as the tutorial's kong.config.sh does; its TLS listener presents a
+        // self-signed certificate for `localhost` (Kong's default without `ssl_cert`) until
+        // certificates are added through the Admin API.
+        let gateway = portcullis_gateway::Gateway::open(
+            db.clone(),
+            portcullis_gateway::GatewayOptions {
+                default_certificate: Some(
+                    portcullis_gateway::certificates::CertifiedPair::self_signed()?,
+                ),
+                ..portcullis_gateway::GatewayOptions::default()
+            },
+        )
+        .await?;
         gateway
             .seed("secure-api", &url_of(addrs.access), "hello", &["/"])
             .await?;
@@ -299,6 +315,7 @@ impl Stack {
         let Listeners {
             gateway: l_gateway,
             gateway_admin: l_gateway_admin,
+            gateway_tls: l_gateway_tls,
             access: l_access,
             access_api: l_access_api,
             identity: l_identity,
@@ -327,6 +344,7 @@ impl Stack {
             (l_world, portcullis_demo::world_router(), "demo world"),
         ];
         tasks.spawn(gateway.serve_proxy(l_gateway, shutdown.clone()));
+        tasks.spawn(gateway.serve_proxy_tls(l_gateway_tls, true, shutdown.clone()));
         for (listener, app, what) in servers {
             tasks.spawn(serve(listener, app, what, shutdown.clone()));
         }

@@ -44,6 +44,10 @@ pub struct Route<T> {
     /// header matches when any of its values equals one of `values` case-insensitively, or
     /// matches a `~*` value as a regex.
     pub headers: Vec<(String, Vec<String>)>,
+    /// TLS server names (exact, `*.example.com` or `example.*`). They constrain only
+    /// requests that arrived over TLS, which must have sent one of them; as in Kong
+    /// ("protocol is not https, or the SNI matches"), plain-HTTP requests are not checked.
+    pub snis: Vec<String>,
     /// Whether the matched prefix is removed before joining onto the service path.
     pub strip_path: bool,
     /// Orders regex routes among themselves; higher wins.
@@ -91,6 +95,10 @@ pub struct RequestHead<'a> {
     pub port: Option<u16>,
     /// The request headers, consulted only by routes with header constraints.
     pub headers: &'a (dyn HeaderSource + Sync),
+    /// The request arrived over TLS (the connection's scheme is `https`).
+    pub tls: bool,
+    /// The server name the TLS client sent, if any.
+    pub sni: Option<&'a str>,
 }
 
 /// The winning route and the path to request upstream.
@@ -122,7 +130,7 @@ impl<T> Match<'_, T> {
 /// A matcher's rank, compared field by field (notes §2.3); higher wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Priority {
-    /// How many of methods, hosts, headers, paths the route sets.
+    /// How many of methods, hosts, headers, snis, paths the route sets.
     pub fields: u8,
     /// Hosts are set and none is a wildcard.
     pub plain_hosts: bool,
@@ -196,6 +204,8 @@ pub struct Router<T> {
     routes: Vec<Route<T>>,
     hosts: Vec<Vec<HostRule>>,
     headers: Vec<Vec<HeaderRule>>,
+    /// Per route: its `snis` as host matchers (no ports).
+    snis: Vec<Vec<HostMatcher>>,
     matchers: Vec<Matcher>,
 }
 
@@ -205,6 +215,7 @@ impl<T> Default for Router<T> {
             routes: Vec::new(),
             hosts: Vec::new(),
             headers: Vec::new(),
+            snis: Vec::new(),
             matchers: Vec::new(),
         }
     }
@@ -241,6 +252,7 @@ impl<T> Router<T> {
         let mut matchers = Vec::new();
         let mut hosts = Vec::with_capacity(routes.len());
         let mut headers = Vec::with_capacity(routes.len());
+        let mut snis = Vec::with_capacity(routes.len());
         for (index, route) in routes.iter().enumerate() {
             let mut header_rules = Vec::with_capacity(route.headers.len());
             for (name, values) in &route.headers {
@@ -266,6 +278,7 @@ impl<T> Router<T> {
             let fields = u8::from(!route.methods.is_empty())
                 + u8::from(!route.hosts.is_empty())
                 + u8::from(!header_rules.is_empty())
+                + u8::from(!route.snis.is_empty())
                 + u8::from(!route.paths.is_empty());
             let base = Priority {
                 fields,
@@ -310,6 +323,7 @@ impl<T> Router<T> {
             }
             hosts.push(rules);
             headers.push(header_rules);
+            snis.push(route.snis.iter().map(|n| sni_matcher(n)).collect());
         }
         matchers.sort_by(|a, b| {
             b.priority
@@ -320,6 +334,7 @@ impl<T> Router<T> {
             routes,
             hosts,
             headers,
+            snis,
             matchers,
         })
     }
@@ -338,6 +353,9 @@ impl<T> Router<T> {
     pub fn find(&self, req: &RequestHead<'_>) -> Option<Match<'_, T>> {
         let path = normalize(req.path);
         let host = req.host.map(split_host);
+        let sni = req
+            .sni
+            .map(|n| n.trim_end_matches('.').to_ascii_lowercase());
         for m in &self.matchers {
             let route = &self.routes[m.route];
             if !route.methods.is_empty() && !route.methods.iter().any(|x| x == req.method) {
@@ -349,6 +367,15 @@ impl<T> Router<T> {
                 if !rules.iter().any(|r| r.matches(name, req.port)) {
                     continue;
                 }
+            }
+            let snis = &self.snis[m.route];
+            if req.tls
+                && !snis.is_empty()
+                && !sni
+                    .as_deref()
+                    .is_some_and(|n| snis.iter().any(|s| s.matches(n)))
+            {
+                continue;
             }
             if !self.headers[m.route].iter().all(|r| r.matches(req.headers)) {
                 continue;
@@ -411,12 +438,35 @@ impl HostRule {
         if self.port.is_some() && self.port != port {
             return false;
         }
-        match &self.matcher {
-            HostMatcher::Exact(h) => h == host,
-            HostMatcher::Suffix(s) => host.len() > s.len() && host.ends_with(s.as_str()),
-            HostMatcher::Prefix(p) => host.len() > p.len() && host.starts_with(p.as_str()),
+        self.matcher.matches(host)
+    }
+}
+
+impl HostMatcher {
+    /// `name` is lower-case and has no port.
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            HostMatcher::Exact(h) => h == name,
+            HostMatcher::Suffix(s) => name.len() > s.len() && name.ends_with(s.as_str()),
+            HostMatcher::Prefix(p) => name.len() > p.len() && name.starts_with(p.as_str()),
         }
     }
+
+    /// A host name with at most one leading or trailing `*` label, lower-cased.
+    fn new(name: String) -> Self {
+        if let Some(rest) = name.strip_prefix('*') {
+            HostMatcher::Suffix(rest.to_string())
+        } else if let Some(rest) = name.strip_suffix('*') {
+            HostMatcher::Prefix(rest.to_string())
+        } else {
+            HostMatcher::Exact(name)
+        }
+    }
+}
+
+/// A route's SNI as a matcher: wildcards as for hosts, a trailing dot dropped (Kong).
+fn sni_matcher(configured: &str) -> HostMatcher {
+    HostMatcher::new(configured.trim_end_matches('.').to_ascii_lowercase())
 }
 
 /// Splits `host[:port]` (IPv6 in brackets) and lowercases the name, as nginx's `$host` does.
@@ -438,14 +488,10 @@ fn split_host(raw: &str) -> (String, Option<u16>) {
 
 fn host_rule(configured: &str) -> HostRule {
     let (name, port) = split_host(configured);
-    let matcher = if let Some(rest) = name.strip_prefix('*') {
-        HostMatcher::Suffix(rest.to_string())
-    } else if let Some(rest) = name.strip_suffix('*') {
-        HostMatcher::Prefix(rest.to_string())
-    } else {
-        HostMatcher::Exact(name)
-    };
-    HostRule { matcher, port }
+    HostRule {
+        matcher: HostMatcher::new(name),
+        port,
+    }
 }
 
 #[cfg(test)]
@@ -459,6 +505,7 @@ mod tests {
             hosts: hosts.iter().map(|s| s.to_string()).collect(),
             methods: methods.iter().map(|s| s.to_string()).collect(),
             headers: Vec::new(),
+            snis: Vec::new(),
             strip_path: true,
             regex_priority: 0,
             service_path: None,
@@ -473,6 +520,8 @@ mod tests {
             path,
             port: Some(8000),
             headers: &(),
+            tls: false,
+            sni: None,
         }
     }
 
@@ -488,6 +537,12 @@ mod tests {
         regex_low.regex_priority = 1;
         let mut regex_high = route("re-high", &[r"~/users/\d+$"], &[], &[]);
         regex_high.regex_priority = 5;
+        let mut sni = route("sni", &["/s"], &[], &[]);
+        sni.snis = vec![
+            "secure.test.".into(),
+            "*.wild.test".into(),
+            "other.*".into(),
+        ];
         let router = Router::new(vec![
             route("root", &["/"], &[], &[]),
             route("users", &["/users"], &[], &[]),
@@ -498,29 +553,45 @@ mod tests {
             route("host-only", &[], &["only.example.com"], &[]),
             regex_low,
             regex_high,
+            sni,
+            route("s-long", &["/s/long"], &[], &[]),
         ])
         .expect("router");
         let cases = [
-            // (method, host, path, winner) and why
-            ("GET", "x.test", "/", "root"), // only the catch-all
-            ("GET", "x.test", "/nothing", "root"), // prefix "/" matches everything
-            ("GET", "x.test", "/users", "users"), // longer prefix beats "/"
-            ("GET", "x.test", "/usersfoo", "users"), // prefix is a plain string test
-            ("GET", "x.test", "/users/admin/x", "users-long"), // longest prefix first
-            ("POST", "x.test", "/users/admin", "post-users"), // more fields beats longer path
-            ("GET", "api.example.com", "/users", "host-plain"), // plain host beats wildcard
-            ("GET", "a.b.example.com", "/users", "host-wild"), // wildcard covers deep names
-            ("GET", "API.EXAMPLE.COM:8000", "/users", "host-plain"), // case and port ignored
-            ("GET", "only.example.com", "/users", "host-wild"), // host + path: 2 fields beat 1
-            ("GET", "only.example.com", "/x", "host-only"), // 1 field each; plain host wins
-            ("GET", "x.test", "/users/42", "re-high"), // regex beats prefix; priority orders
-            ("GET", "x.test", "/users/42/x", "re-low"), // re-high is `$`-anchored
+            // (method, host, path, TLS SNI (None: plain HTTP), winner) and why
+            ("GET", "x.test", "/", None, "root"), // only the catch-all
+            ("GET", "x.test", "/nothing", None, "root"), // prefix "/" matches everything
+            ("GET", "x.test", "/users", None, "users"), // longer prefix beats "/"
+            ("GET", "x.test", "/usersfoo", None, "users"), // prefix is a plain string test
+            ("GET", "x.test", "/users/admin/x", None, "users-long"), // longest prefix first
+            ("POST", "x.test", "/users/admin", None, "post-users"), // more fields beats longer path
+            ("GET", "api.example.com", "/users", None, "host-plain"), // plain host beats wildcard
+            ("GET", "a.b.example.com", "/users", None, "host-wild"), // wildcard covers deep names
+            ("GET", "API.EXAMPLE.COM:8000", "/users", None, "host-plain"), // case and port ignored
+            ("GET", "only.example.com", "/users", None, "host-wild"), // host + path: 2 fields beat 1
+            ("GET", "only.example.com", "/x", None, "host-only"), // 1 field each; plain host wins
+            ("GET", "x.test", "/users/42", None, "re-high"), // regex beats prefix; priority orders
+            ("GET", "x.test", "/users/42/x", None, "re-low"), // re-high is `$`-anchored
+            // snis + path (2 fields) beat a longer prefix; the configured trailing dot and
+            // the case of the client's name do not matter
+            ("GET", "x.test", "/s/long", Some("SECURE.test"), "sni"),
+            ("GET", "x.test", "/s/long", Some("a.b.wild.test"), "sni"), // `*.` as for hosts
+            ("GET", "x.test", "/s/long", Some("other.example"), "sni"), // `.*` as for hosts
+            ("GET", "x.test", "/s/long", Some("nope.test"), "s-long"),  // SNI not listed: skipped
+            ("GET", "x.test", "/s/long", Some(""), "s-long"), // a TLS client that sent no name
+            // Kong: "protocol is not https, or the SNI matches": plain HTTP is not checked
+            ("GET", "x.test", "/s/long", None, "sni"),
         ];
-        for (method, host, path, want) in cases {
+        for (method, host, path, sni, want) in cases {
+            let head = RequestHead {
+                tls: sni.is_some(),
+                sni: sni.filter(|n| !n.is_empty()),
+                ..head(method, host, path)
+            };
             assert_eq!(
-                winner(&router, method, host, path).as_deref(),
+                router.find(&head).map(|m| m.route.id.as_str()),
                 Some(want),
-                "{method} {host} {path}"
+                "{method} {host} {path} {sni:?}"
             );
         }
     }
@@ -554,6 +625,8 @@ mod tests {
             path: "/b",
             port: Some(9000),
             headers: &(),
+            tls: false,
+            sni: None,
         };
         assert_eq!(
             router.find(&head).map(|m| m.route.id.as_str()),
@@ -603,6 +676,8 @@ mod tests {
                     path: "/api/long",
                     port: None,
                     headers: &h,
+                    tls: false,
+                    sni: None,
                 })
                 .map(|m| m.route.id.clone())
         };

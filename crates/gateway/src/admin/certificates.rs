@@ -110,17 +110,8 @@ pub(crate) async fn remove(State(inner): Gw, Path(key): Path<String>) -> Result<
 
 /// A certificate by id, or by the name of one of its SNIs.
 async fn find(inner: &Inner, key: &str) -> Result<Option<Certificate>> {
-    let id = match EntityKey::parse(key) {
-        EntityKey::Id(id) => id,
-        EntityKey::Name(name) => {
-            let name = EntityKey::Name(name.to_ascii_lowercase());
-            match inner.store.get::<Sni>(&name).await? {
-                Some(sni) => sni.certificate.id,
-                None => return Ok(None),
-            }
-        }
-    };
-    Ok(inner.store.get::<Certificate>(&EntityKey::Id(id)).await?)
+    let key = EntityKey::parse(&Certificate::normalize_key(key));
+    Ok(inner.store.find::<Certificate>(&key, None).await?)
 }
 
 async fn fill_snis(inner: &Inner, c: &mut Certificate) -> Result<()> {

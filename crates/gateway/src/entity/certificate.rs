@@ -124,28 +124,23 @@ impl Certificate {
     }
 }
 
-impl crate::store::Stored for Certificate {
-    const TABLE: crate::store::Table = crate::store::Table {
+super::stored!(
+    Certificate,
+    crate::store::Table {
         name: "gateway_certificates",
         entity: "certificates",
         columns: &[],
         unique: &[],
         endpoint_key: None,
         references: &[],
-    };
-    fn id(&self) -> Uuid {
-        self.id
-    }
-    fn columns(&self) -> Vec<Option<String>> {
-        Vec::new()
-    }
-    fn tags(&self) -> &[String] {
-        self.tags.as_deref().unwrap_or(&[])
-    }
-    fn timestamps(&self) -> (i64, i64) {
-        (self.created_at, self.updated_at)
-    }
-}
+    },
+    |_certificate| Vec::new(),
+    const NAMED_BY: Option<crate::store::NamedBy> = Some(crate::store::NamedBy {
+        table: "gateway_snis",
+        column: "name",
+        reference: "certificate_id",
+    });
+);
 
 fn key_type(alg: SignatureAlgorithm) -> &'static str {
     match alg {
@@ -186,16 +181,18 @@ pub fn sni_name_error(name: &str) -> Option<String> {
 impl super::Entity for Certificate {
     const FIELDS: &'static [(&'static str, Kind)] = CERTIFICATE_FIELDS;
 
+    /// Certificates are named by their SNIs, which are lower case.
+    fn normalize_key(key: &str) -> String {
+        key.to_ascii_lowercase()
+    }
+
     fn from_input(
         map: Map<String, Value>,
         id: Uuid,
         created_at: i64,
         updated_at: i64,
     ) -> Result<Self, Violations> {
-        let mut input = Input::new(map);
-        for ignored in ["id", "created_at", "updated_at"] {
-            input.raw(ignored);
-        }
+        let mut input = Input::entity(map);
         let pem = |input: &mut Input, field: &str, required: bool| {
             let v = input.string(field);
             if v.is_none() && required && !input.violations.has(field) {
@@ -323,8 +320,9 @@ pub struct Sni {
     pub updated_at: i64,
 }
 
-impl crate::store::Stored for Sni {
-    const TABLE: crate::store::Table = crate::store::Table {
+super::stored!(
+    Sni,
+    crate::store::Table {
         name: "gateway_snis",
         entity: "snis",
         columns: &["name", "certificate_id"],
@@ -337,23 +335,9 @@ impl crate::store::Stored for Sni {
             entity: "certificates",
             cascade: true,
         }],
-    };
-    fn id(&self) -> Uuid {
-        self.id
-    }
-    fn columns(&self) -> Vec<Option<String>> {
-        vec![
-            Some(self.name.clone()),
-            Some(self.certificate.id.to_string()),
-        ]
-    }
-    fn tags(&self) -> &[String] {
-        self.tags.as_deref().unwrap_or(&[])
-    }
-    fn timestamps(&self) -> (i64, i64) {
-        (self.created_at, self.updated_at)
-    }
-}
+    },
+    |e| vec![Some(e.name.clone()), Some(e.certificate.id.to_string())]
+);
 
 impl super::Entity for Sni {
     const FIELDS: &'static [(&'static str, Kind)] = SNI_FIELDS;
@@ -368,10 +352,7 @@ impl super::Entity for Sni {
         created_at: i64,
         updated_at: i64,
     ) -> Result<Self, Violations> {
-        let mut input = Input::new(map);
-        for ignored in ["id", "created_at", "updated_at"] {
-            input.raw(ignored);
-        }
+        let mut input = Input::entity(map);
         let name = input.string("name").map(|n| n.to_ascii_lowercase());
         match &name {
             None if !input.violations.has("name") => {
@@ -433,28 +414,18 @@ pub struct CaCertificate {
     pub updated_at: i64,
 }
 
-impl crate::store::Stored for CaCertificate {
-    const TABLE: crate::store::Table = crate::store::Table {
+super::stored!(
+    CaCertificate,
+    crate::store::Table {
         name: "gateway_ca_certificates",
         entity: "ca_certificates",
         columns: &["cert_digest"],
         unique: &[("cert_digest", Some("cert_digest"))],
         endpoint_key: None,
         references: &[],
-    };
-    fn id(&self) -> Uuid {
-        self.id
-    }
-    fn columns(&self) -> Vec<Option<String>> {
-        vec![Some(self.cert_digest.clone())]
-    }
-    fn tags(&self) -> &[String] {
-        self.tags.as_deref().unwrap_or(&[])
-    }
-    fn timestamps(&self) -> (i64, i64) {
-        (self.created_at, self.updated_at)
-    }
-}
+    },
+    |e| vec![Some(e.cert_digest.clone())]
+);
 
 /// Checks a CA certificate and returns its digest, or Kong's message.
 fn ca_digest(pem: &str) -> Result<String, String> {
@@ -485,10 +456,7 @@ impl super::Entity for CaCertificate {
         created_at: i64,
         updated_at: i64,
     ) -> Result<Self, Violations> {
-        let mut input = Input::new(map);
-        for ignored in ["id", "created_at", "updated_at"] {
-            input.raw(ignored);
-        }
+        let mut input = Input::entity(map);
         // The digest is always computed from `cert`; a given one is accepted and replaced.
         input.raw("cert_digest");
         let cert = input.string("cert");

@@ -33,8 +33,9 @@ pub struct Consumer {
     pub updated_at: i64,
 }
 
-impl crate::store::Stored for Consumer {
-    const TABLE: crate::store::Table = crate::store::Table {
+super::stored!(
+    Consumer,
+    crate::store::Table {
         name: "gateway_consumers",
         entity: "consumers",
         columns: &["username", "custom_id"],
@@ -44,20 +45,9 @@ impl crate::store::Stored for Consumer {
         ],
         endpoint_key: Some("username"),
         references: &[],
-    };
-    fn id(&self) -> Uuid {
-        self.id
-    }
-    fn columns(&self) -> Vec<Option<String>> {
-        vec![self.username.clone(), self.custom_id.clone()]
-    }
-    fn tags(&self) -> &[String] {
-        self.tags.as_deref().unwrap_or(&[])
-    }
-    fn timestamps(&self) -> (i64, i64) {
-        (self.created_at, self.updated_at)
-    }
-}
+    },
+    |e| vec![e.username.clone(), e.custom_id.clone()]
+);
 
 impl super::Entity for Consumer {
     const FIELDS: &'static [(&'static str, Kind)] = FIELDS;
@@ -69,10 +59,7 @@ impl super::Entity for Consumer {
         created_at: i64,
         updated_at: i64,
     ) -> Result<Self, Violations> {
-        let mut input = Input::new(map);
-        for ignored in ["id", "created_at", "updated_at"] {
-            input.raw(ignored);
-        }
+        let mut input = Input::entity(map);
         let username = input.string("username");
         let custom_id = input.string("custom_id");
         let tags = super::read_tags(&mut input);

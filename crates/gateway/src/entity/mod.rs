@@ -26,6 +26,32 @@ pub use upstream::Upstream;
 
 use crate::store::Stored;
 
+/// Implements [`Stored`] for an entity with Kong's common fields (`id`, `tags`, integer
+/// `created_at`/`updated_at`), given its table, the values of the table's extra columns
+/// (`|entity| vec![…]`) and any further associated items.
+macro_rules! stored {
+    ($entity:ty, $table:expr, |$e:ident| $columns:expr $(, $extra:item)* $(,)?) => {
+        impl crate::store::Stored for $entity {
+            const TABLE: crate::store::Table = $table;
+            $($extra)*
+            fn id(&self) -> uuid::Uuid {
+                self.id
+            }
+            fn columns(&self) -> Vec<Option<String>> {
+                let $e = self;
+                $columns
+            }
+            fn tags(&self) -> &[String] {
+                self.tags.as_deref().unwrap_or(&[])
+            }
+            fn timestamps(&self) -> (i64, i64) {
+                (self.created_at, self.updated_at)
+            }
+        }
+    };
+}
+pub(crate) use stored;
+
 /// An entity the Admin API manages with Kong's generic CRUD contract.
 pub trait Entity: Stored + Clone {
     /// Input fields and their kinds, for form decoding.

@@ -134,8 +134,9 @@ const fn reference(
     }
 }
 
-impl crate::store::Stored for Plugin {
-    const TABLE: crate::store::Table = crate::store::Table {
+super::stored!(
+    Plugin,
+    crate::store::Table {
         name: "gateway_plugins",
         entity: "plugins",
         columns: &[
@@ -156,28 +157,19 @@ impl crate::store::Stored for Plugin {
             reference("service_id", "service", "gateway_services", "services"),
             reference("consumer_id", "consumer", "gateway_consumers", "consumers"),
         ],
-    };
-    fn id(&self) -> Uuid {
-        self.id
-    }
-    fn columns(&self) -> Vec<Option<String>> {
+    },
+    |e| {
         let fk = |f: &Option<ForeignKey>| f.map(|f| f.id.to_string());
         vec![
-            Some(self.name.clone()),
-            self.instance_name.clone(),
-            fk(&self.route),
-            fk(&self.service),
-            fk(&self.consumer),
-            Some(self.scope_key()),
+            Some(e.name.clone()),
+            e.instance_name.clone(),
+            fk(&e.route),
+            fk(&e.service),
+            fk(&e.consumer),
+            Some(e.scope_key()),
         ]
     }
-    fn tags(&self) -> &[String] {
-        self.tags.as_deref().unwrap_or(&[])
-    }
-    fn timestamps(&self) -> (i64, i64) {
-        (self.created_at, self.updated_at)
-    }
-}
+);
 
 impl Plugin {
     /// Kong's compound unique key, rendered as Kong renders it in the 409 message:
@@ -206,10 +198,7 @@ impl super::Entity for Plugin {
         created_at: i64,
         updated_at: i64,
     ) -> Result<Self, Violations> {
-        let mut input = Input::new(map);
-        for ignored in ["id", "created_at", "updated_at"] {
-            input.raw(ignored);
-        }
+        let mut input = Input::entity(map);
         let name = input.string("name");
         match &name {
             None if !input.violations.has("name") => {

@@ -54,7 +54,8 @@ pub struct Route {
     pub paths: Option<Vec<String>>,
     /// Header constraints: name → accepted values (`~*` values are regexes).
     pub headers: Option<BTreeMap<String, Vec<String>>>,
-    /// TLS server names (TLS listeners arrive later; always `null` for now).
+    /// TLS server names: requests over TLS match only with one of them (wildcards as for
+    /// hosts); only with `https` among the protocols.
     pub snis: Option<Vec<String>>,
     /// Stream routes only.
     pub sources: Option<Value>,
@@ -93,8 +94,9 @@ pub enum ServiceRef {
     Name(String),
 }
 
-impl crate::store::Stored for Route {
-    const TABLE: crate::store::Table = crate::store::Table {
+super::stored!(
+    Route,
+    crate::store::Table {
         name: "gateway_routes",
         entity: "routes",
         columns: &["name", "service_id"],
@@ -107,20 +109,9 @@ impl crate::store::Stored for Route {
             entity: "services",
             cascade: false,
         }],
-    };
-    fn id(&self) -> Uuid {
-        self.id
-    }
-    fn columns(&self) -> Vec<Option<String>> {
-        vec![self.name.clone(), self.service.map(|s| s.id.to_string())]
-    }
-    fn tags(&self) -> &[String] {
-        self.tags.as_deref().unwrap_or(&[])
-    }
-    fn timestamps(&self) -> (i64, i64) {
-        (self.created_at, self.updated_at)
-    }
-}
+    },
+    |e| vec![e.name.clone(), e.service.map(|s| s.id.to_string())]
+);
 
 impl super::Entity for Route {
     const FIELDS: &'static [(&'static str, Kind)] = FIELDS;
@@ -157,10 +148,7 @@ impl Route {
         created_at: i64,
         updated_at: i64,
     ) -> Result<(Route, Option<ServiceRef>), Violations> {
-        let mut input = Input::new(map);
-        for ignored in ["id", "created_at", "updated_at"] {
-            input.raw(ignored);
-        }
+        let mut input = Input::entity(map);
         let name = input.string("name");
         if let Some(n) = &name {
             check_name(&mut input.violations, "name", n);
@@ -193,12 +181,7 @@ impl Route {
             }
         }
         let headers = read_headers(&mut input);
-        if input.strings("snis", true).is_some_and(|s| !s.is_empty()) {
-            input.violations.field(
-                "snis",
-                "TLS server names are not supported by this gateway yet",
-            );
-        }
+        let snis = read_snis(&mut input, &protocols);
         for field in ["sources", "destinations"] {
             if input.raw(field).is_some() {
                 input.violations.field(
@@ -231,14 +214,17 @@ impl Route {
         let response_buffering = input.boolean("response_buffering").unwrap_or(true);
         let tags = super::read_tags(&mut input);
         let service_ref = read_service(&mut input);
+        let https = protocols.iter().any(|p| p == "https");
         if methods.is_none()
             && hosts.is_none()
             && headers.is_none()
             && paths.is_none()
+            && (snis.is_none() || !https)
             && !input.violations.has("paths")
             && !input.violations.has("headers")
+            && !input.violations.has("snis")
         {
-            let msg = if protocols.iter().any(|p| p == "https") {
+            let msg = if https {
                 "must set one of 'methods', 'hosts', 'headers', 'paths', 'snis' when 'protocols' is 'https'"
             } else {
                 "must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http'"
@@ -262,7 +248,7 @@ impl Route {
                 hosts,
                 paths,
                 headers,
-                snis: None,
+                snis,
                 sources: None,
                 destinations: None,
                 strip_path,
@@ -369,6 +355,33 @@ fn read_headers(input: &mut Input) -> Option<BTreeMap<String, Vec<String>>> {
         out.insert(name, strings);
     }
     (ok && !out.is_empty()).then_some(out)
+}
+
+/// Reads `snis`: a set of host names (one `*` label at either end allowed, a trailing dot
+/// dropped when matching), only for routes that take `https`.
+fn read_snis(input: &mut Input, protocols: &[String]) -> Option<Vec<String>> {
+    let snis = input.strings("snis", true).filter(|s| !s.is_empty())?;
+    let len = snis.len();
+    let mut ok = true;
+    for (i, name) in snis.iter().enumerate() {
+        let bare = name.strip_suffix('.').unwrap_or(name);
+        let error = if bare == "*" {
+            Some(format!("invalid value: {name}"))
+        } else {
+            super::certificate::sni_name_error(bare)
+        };
+        if let Some(msg) = error {
+            input.violations.item("snis", i, len, msg);
+            ok = false;
+        }
+    }
+    if !protocols.iter().any(|p| p == "https") {
+        input.violations.entity(
+            "'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or 'tls_passthrough'",
+        );
+        ok = false;
+    }
+    ok.then_some(snis)
 }
 
 fn read_service(input: &mut Input) -> Option<ServiceRef> {
@@ -532,6 +545,47 @@ mod tests {
                 .is_some_and(|m| m.starts_with("expected one of"))
         );
         assert_eq!(f["service"]["id"], "expected a valid UUID");
+    }
+
+    #[test]
+    fn snis_need_https_and_valid_names() {
+        let (r, _) = Route::from_input(
+            obj(json!({"snis": ["api.test", "*.wild.test"], "protocols": ["https"]})),
+            Uuid::new_v4(),
+            1,
+            1,
+        )
+        .expect("snis alone are enough for https");
+        assert_eq!(
+            r.snis.as_deref(),
+            Some(&["api.test".to_string(), "*.wild.test".to_string()][..])
+        );
+        let err = Route::from_input(
+            obj(json!({"snis": ["api.test"], "paths": ["/"], "protocols": ["http"]})),
+            Uuid::new_v4(),
+            1,
+            1,
+        )
+        .expect_err("http only");
+        assert_eq!(
+            err.message(),
+            "schema violation ('snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or 'tls_passthrough')"
+        );
+        let err = Route::from_input(
+            obj(json!({"snis": ["ok.test", "a.*.b", "*", "10.0.0.1"], "paths": ["/"]})),
+            Uuid::new_v4(),
+            1,
+            1,
+        )
+        .expect_err("invalid names");
+        let f = err.fields_json();
+        assert_eq!(f["snis"][0], Value::Null);
+        assert_eq!(
+            f["snis"][1],
+            "wildcard must be leftmost or rightmost character"
+        );
+        assert_eq!(f["snis"][2], "invalid value: *");
+        assert_eq!(f["snis"][3], "invalid value: 10.0.0.1");
     }
 
     #[test]

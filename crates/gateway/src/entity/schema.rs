@@ -130,6 +130,16 @@ impl Input {
         }
     }
 
+    /// Wraps an entity's input object without the fields the caller decides (`id`,
+    /// `created_at`, `updated_at`: given ones are ignored, as in Kong).
+    pub fn entity(map: Map<String, Value>) -> Self {
+        let mut input = Self::new(map);
+        for ignored in ["id", "created_at", "updated_at"] {
+            input.map.remove(ignored);
+        }
+        input
+    }
+
     /// Removes a field, returning `None` when absent or `null`.
     pub fn raw(&mut self, name: &str) -> Option<Value> {
         self.map.remove(name).filter(|v| !v.is_null())

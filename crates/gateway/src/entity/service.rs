@@ -71,13 +71,14 @@ pub struct Service {
     pub enabled: bool,
     /// Tags.
     pub tags: Option<Vec<String>>,
-    /// Client certificate for upstream TLS (certificates arrive with TLS support).
+    /// The certificate presented to the upstream when it asks for one (mutual TLS).
     pub client_certificate: Option<ForeignKey>,
-    /// Verify the upstream certificate (`null` = global default).
+    /// Verify the upstream certificate (`null` = global default: off).
     pub tls_verify: Option<bool>,
-    /// Verification depth.
+    /// At most this many intermediate certificates when verifying.
     pub tls_verify_depth: Option<i64>,
-    /// CA certificate ids.
+    /// Ids of the CA certificates that are the trust roots when verifying (instead of the
+    /// system's).
     pub ca_certificates: Option<Vec<String>>,
     /// Creation time, unix seconds.
     pub created_at: i64,
@@ -144,28 +145,27 @@ pub fn parse_url(raw: &str) -> Result<UrlParts, String> {
     })
 }
 
-impl crate::store::Stored for Service {
-    const TABLE: crate::store::Table = crate::store::Table {
+super::stored!(
+    Service,
+    crate::store::Table {
         name: "gateway_services",
         entity: "services",
-        columns: &["name"],
+        columns: &["name", "client_certificate_id"],
         unique: &[("name", Some("name"))],
         endpoint_key: Some("name"),
-        references: &[],
-    };
-    fn id(&self) -> Uuid {
-        self.id
-    }
-    fn columns(&self) -> Vec<Option<String>> {
-        vec![self.name.clone()]
-    }
-    fn tags(&self) -> &[String] {
-        self.tags.as_deref().unwrap_or(&[])
-    }
-    fn timestamps(&self) -> (i64, i64) {
-        (self.created_at, self.updated_at)
-    }
-}
+        references: &[crate::store::Reference {
+            column: "client_certificate_id",
+            field: "client_certificate",
+            table: "gateway_certificates",
+            entity: "certificates",
+            cascade: false,
+        }],
+    },
+    |e| vec![
+        e.name.clone(),
+        e.client_certificate.map(|c| c.id.to_string())
+    ]
+);
 
 impl super::Entity for Service {
     const FIELDS: &'static [(&'static str, Kind)] = FIELDS;
@@ -200,10 +200,7 @@ impl Service {
         created_at: i64,
         updated_at: i64,
     ) -> Result<Service, Violations> {
-        let mut input = Input::new(map);
-        for ignored in ["id", "created_at", "updated_at"] {
-            input.raw(ignored);
-        }
+        let mut input = Input::entity(map);
         let mut parts = None;
         if input.contains("url") {
             match input.raw("url") {
@@ -284,16 +281,12 @@ impl Service {
         let tls_verify = input.boolean("tls_verify");
         let tls_verify_depth = input.integer("tls_verify_depth", 0, 64);
         let ca_certificates = input.strings("ca_certificates", false);
-        if input.raw("client_certificate").is_some() {
-            input.violations.field(
-                "client_certificate",
-                "certificates are not supported by this gateway yet",
-            );
-        }
+        let client_certificate = super::read_foreign(&mut input, "client_certificate");
         for (field, set) in [
             ("tls_verify", tls_verify.is_some()),
             ("tls_verify_depth", tls_verify_depth.is_some()),
             ("ca_certificates", ca_certificates.is_some()),
+            ("client_certificate", client_certificate.is_some()),
         ] {
             if set && !tls {
                 input.violations.field(field, "value must be null");
@@ -323,7 +316,7 @@ impl Service {
                 read_timeout,
                 enabled,
                 tags,
-                client_certificate: None,
+                client_certificate,
                 tls_verify,
                 tls_verify_depth,
                 ca_certificates,

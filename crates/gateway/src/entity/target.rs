@@ -116,10 +116,7 @@ impl super::Entity for Target {
         created_at: i64,
         updated_at: i64,
     ) -> Result<Self, Violations> {
-        let mut input = Input::new(map);
-        for ignored in ["id", "created_at", "updated_at"] {
-            input.raw(ignored);
-        }
+        let mut input = Input::entity(map);
         let target = match input.string("target") {
             Some(t) => match normalize_target(&t) {
                 Ok(t) => Some(t),

@@ -96,28 +96,18 @@ pub struct Upstream {
     pub updated_at: i64,
 }
 
-impl crate::store::Stored for Upstream {
-    const TABLE: crate::store::Table = crate::store::Table {
+super::stored!(
+    Upstream,
+    crate::store::Table {
         name: "gateway_upstreams",
         entity: "upstreams",
         columns: &["name"],
         unique: &[("name", Some("name"))],
         endpoint_key: Some("name"),
         references: &[],
-    };
-    fn id(&self) -> Uuid {
-        self.id
-    }
-    fn columns(&self) -> Vec<Option<String>> {
-        vec![Some(self.name.clone())]
-    }
-    fn tags(&self) -> &[String] {
-        self.tags.as_deref().unwrap_or(&[])
-    }
-    fn timestamps(&self) -> (i64, i64) {
-        (self.created_at, self.updated_at)
-    }
-}
+    },
+    |e| vec![Some(e.name.clone())]
+);
 
 /// Kong's `healthchecks` defaults (notes §4.2).
 pub fn default_healthchecks() -> Value {
@@ -212,10 +202,7 @@ impl super::Entity for Upstream {
         created_at: i64,
         updated_at: i64,
     ) -> Result<Self, Violations> {
-        let mut input = Input::new(map);
-        for ignored in ["id", "created_at", "updated_at"] {
-            input.raw(ignored);
-        }
+        let mut input = Input::entity(map);
         let name = input.string("name");
         match &name {
             None if !input.violations.has("name") => {

@@ -118,7 +118,7 @@ impl Forwarded {
         trust: &TrustedIps,
         req: &hyper::Request<Incoming>,
         host: Option<&str>,
-        conn: ConnInfo,
+        conn: &ConnInfo,
     ) -> Self {
         let peer = canonical(conn.peer.ip());
         let trusted = trust.contains(peer);

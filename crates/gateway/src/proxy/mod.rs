@@ -143,6 +143,7 @@ fn decide(
     inner: &Inner,
     req: &hyper::Request<Incoming>,
     host: Option<&str>,
+    conn: &ConnInfo,
 ) -> Result<Decision, Failure> {
     let table = inner.table.load();
     let (_, host_port) = host.map(split_host_port).unwrap_or_default();
@@ -153,6 +154,8 @@ fn decide(
         path: req.uri().path(),
         port: host_port,
         headers: &headers,
+        tls: conn.tls,
+        sni: conn.sni.as_deref(),
     };
     let Some(mut matched) = table.find(&head) else {
         return Err(fail(ProxyErrorKind::NoRoute));
@@ -194,8 +197,8 @@ async fn forward(
         path_and_query,
         stripped_prefix,
         captures,
-    } = decide(inner, &req, host)?;
-    let forwarded = forwarded::Forwarded::compute(&inner.trusted_ips, &req, host, conn);
+    } = decide(inner, &req, host, &conn)?;
+    let forwarded = forwarded::Forwarded::compute(&inner.trusted_ips, &req, host, &conn);
     if !target.accepts_http && !forwarded.https {
         let location = format!(
             "https://{}{}",
@@ -217,13 +220,8 @@ async fn forward(
             return Err(fail(ProxyErrorKind::UnsupportedProtocol));
         }
     };
-    // Like Kong (nginx's `proxy_ssl_verify off`), https upstreams are not verified unless
-    // the service sets `tls_verify`.
-    let client = if scheme == http::uri::Scheme::HTTPS && !upstream.tls_verify {
-        &inner.unverified_client
-    } else {
-        &inner.client
-    };
+    // The service's TLS settings chose this client when the table was built.
+    let client = &upstream.client;
     let upgrade = websocket::requested(&req).map(|value| (value, hyper::upgrade::on(&mut req)));
     let forwarded_path = req.uri().path().to_string();
     let raw_query = req.uri().query().map(str::to_string);

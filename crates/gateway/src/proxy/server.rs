@@ -1,6 +1,7 @@
 //! The proxy listener: hyper serving HTTP/1.1 (with upgrades) and HTTP/2 (prior-knowledge
 //! h2c) on each accepted connection, straight into the proxy handler; on TLS listeners the
-//! same after a rustls handshake (ALPN `h2` or `http/1.1`, certificate chosen by SNI).
+//! same after a rustls handshake (certificate chosen by SNI; HTTP/2 only when the listener
+//! offers `h2` by ALPN, i.e. carries the `http2` flag).
 //!
 //! Key decision: the proxy does not go through axum's router or tower layers. It has one
 //! handler and no routes of its own, so each request goes from hyper's connection task to
@@ -22,7 +23,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::Inner;
 
 /// What the handler knows about the connection a request came in on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct ConnInfo {
     /// The peer's address.
     pub peer: SocketAddr,
@@ -30,6 +31,27 @@ pub(crate) struct ConnInfo {
     pub local_port: u16,
     /// The connection is TLS: the scheme is `https`.
     pub tls: bool,
+    /// The server name the TLS client sent (routes' `snis`).
+    pub sni: Option<Arc<str>>,
+}
+
+/// The per-connection hyper service: every request goes to [`super::handle`].
+fn service(
+    inner: Arc<Inner>,
+    info: ConnInfo,
+) -> impl hyper::service::Service<
+    hyper::Request<Incoming>,
+    Response = axum::response::Response,
+    Error = Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, Infallible>> + Send,
+> + Clone
++ Send
++ 'static {
+    hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let inner = Arc::clone(&inner);
+        let info = info.clone();
+        async move { Ok::<_, Infallible>(super::handle(inner, req, info).await) }
+    })
 }
 
 /// How long draining connections may take after shutdown before they are dropped.
@@ -73,17 +95,14 @@ pub(crate) async fn serve(
             () = shutdown.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
-        let info = ConnInfo {
+        let mut info = ConnInfo {
             peer,
             local_port,
             tls: tls.is_some(),
+            sni: None,
         };
-        let inner = Arc::clone(&inner);
-        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let inner = Arc::clone(&inner);
-            async move { Ok::<_, Infallible>(super::handle(inner, req, info).await) }
-        });
         let Some(acceptor) = &tls else {
+            let service = service(Arc::clone(&inner), info);
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .into_owned();
@@ -97,6 +116,7 @@ pub(crate) async fn serve(
         };
         // The handshake runs in the connection's task so a slow client never stalls accept.
         let (acceptor, builder, watcher) = (acceptor.clone(), builder.clone(), graceful.watcher());
+        let (inner, shutdown) = (Arc::clone(&inner), shutdown.clone());
         tokio::spawn(async move {
             let stream =
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
@@ -110,6 +130,13 @@ pub(crate) async fn serve(
                         return;
                     }
                 };
+            info.sni = stream.get_ref().1.server_name().map(Arc::from);
+            let service = service(Arc::clone(&inner), info);
+            // Without the listener's `http2` flag `h2` is not offered, and not spoken either.
+            if !offers_h2(&acceptor) {
+                serve_http1_only(TokioIo::new(stream), service, watcher, shutdown, peer).await;
+                return;
+            }
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(error = %e, peer = %peer, "proxy connection ended with an error");
@@ -124,4 +151,46 @@ pub(crate) async fn serve(
         tracing::warn!("gateway proxy: connections still open after the drain timeout");
     }
     Ok(())
+}
+
+/// Whether the listener offers `h2` by ALPN (Kong's `http2` listen flag).
+fn offers_h2(acceptor: &TlsAcceptor) -> bool {
+    acceptor
+        .config()
+        .alpn_protocols
+        .iter()
+        .any(|p| p.as_slice() == b"h2")
+}
+
+/// Serves one HTTP/1.1-only connection (with upgrades), which hyper-util's auto builder
+/// cannot do. The watcher is held until the connection ends, so the drain waits for it;
+/// `shutdown` asks it to finish its current request and close.
+async fn serve_http1_only<S>(
+    io: TokioIo<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+    service: S,
+    watcher: hyper_util::server::graceful::Watcher,
+    shutdown: Shutdown,
+    peer: SocketAddr,
+) where
+    S: hyper::service::HttpService<Incoming, ResBody = axum::body::Body> + Send,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let _draining = watcher;
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(60));
+    let conn = http1.serve_connection(io, service).with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, peer = %peer, "proxy connection ended with an error");
+    }
 }

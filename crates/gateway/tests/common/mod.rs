@@ -101,13 +101,22 @@ macro_rules! on_both {
 }
 
 impl Stack {
-    /// Serves the proxy over TLS too, on an ephemeral port; returns its address.
+    /// Serves the proxy over TLS too, on an ephemeral port with the `http2` flag; returns
+    /// its address.
     pub async fn serve_tls(&self) -> SocketAddr {
+        self.serve_tls_with(true).await
+    }
+
+    /// Serves the proxy over TLS too, on an ephemeral port, with or without `http2`.
+    pub async fn serve_tls_with(&self, http2: bool) -> SocketAddr {
         let l = portcullis_http::bind(local(), "gateway proxy (TLS)")
             .await
             .expect("bind");
         let addr = l.local_addr().expect("addr");
-        tokio::spawn(self.gateway.serve_proxy_tls(l, self.shutdown.clone()));
+        tokio::spawn(
+            self.gateway
+                .serve_proxy_tls(l, http2, self.shutdown.clone()),
+        );
         addr
     }
 
