@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-use http_body_util::{BodyExt, Limited};
 
 /// How long one remote fetch (connect, answer and body) may take.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -153,42 +152,16 @@ async fn get(uri: http::Uri, url: &str) -> Result<Vec<u8>, FetchError> {
         .map_err(|e| fail(e.to_string()))?;
     // The client's connection tasks live on this helper runtime, so it is built here.
     let client = portcullis_http::upstream_client();
-    let exchange = async {
-        let response = client
-            .request(request)
-            .await
-            .map_err(|e| fail(causes(&e)))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(FetchError::Status {
-                url: url.to_string(),
-                status: status.as_u16(),
-            });
-        }
-        let body = Limited::new(response.into_body(), MAX_BYTES)
-            .collect()
-            .await
-            .map_err(|e| fail(format!("reading the answer: {e}")))?;
-        Ok(body.to_bytes().to_vec())
-    };
-    tokio::time::timeout(TIMEOUT, exchange)
+    let (status, body) = crate::outbound::call(&client, request, TIMEOUT, MAX_BYTES)
         .await
-        .unwrap_or_else(|_| Err(fail(format!("no answer within {}s", TIMEOUT.as_secs()))))
-}
-
-/// An error with its causes (the connect or TLS reason is a cause of the client's error).
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
+        .map_err(|e| fail(e.to_string()))?;
+    if !status.is_success() {
+        return Err(FetchError::Status {
+            url: url.to_string(),
+            status: status.as_u16(),
+        });
     }
-    text
+    Ok(body.to_vec())
 }
 
 #[cfg(test)]

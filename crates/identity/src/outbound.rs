@@ -1,4 +1,4 @@
-//! Outbound HTTP calls (web hooks, breached-password lookups) over the shared pooled client
+//! Outbound HTTP calls (web hooks, breached-password lookups, remote templates) over the shared pooled client
 //! of `portcullis-http`: TLS verified against the operating system's roots (honouring
 //! `SSL_CERT_FILE` / `SSL_CERT_DIR`), or the client an embedder passes to
 //! [`crate::Identity::with_client`]. Redirects are never followed.
@@ -61,8 +61,11 @@ fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         source = s.source();
     }
     out
