@@ -4,11 +4,11 @@
 
 use std::net::IpAddr;
 
+use http::HeaderValue;
 use http::header::HeaderName;
-use http::{HeaderMap, HeaderValue};
-use hyper::body::Incoming;
 use ipnet::IpNet;
 
+use super::fields::Fields;
 use super::server::ConnInfo;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -76,11 +76,10 @@ impl TrustedIps {
     }
 
     /// The client address nginx's realip module would derive from a trusted peer's header.
-    fn real_ip(&self, h: &HeaderMap) -> Option<IpAddr> {
+    fn real_ip(&self, h: &impl Fields) -> Option<IpAddr> {
         let addrs: Vec<IpAddr> = h
-            .get_all(&self.real_ip_header)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
+            .all(&self.real_ip_header)
+            .filter_map(|v| std::str::from_utf8(v).ok())
             .flat_map(|v| v.split(','))
             .filter_map(|a| a.trim().parse().ok())
             .collect();
@@ -113,19 +112,18 @@ pub(super) struct Forwarded {
 }
 
 impl Forwarded {
-    /// Derives the facts from the connection and, for trusted peers, the request headers.
+    /// Derives the facts from the connection and, for trusted peers, the request headers `h`.
     pub fn compute(
         trust: &TrustedIps,
-        req: &hyper::Request<Incoming>,
+        h: &impl Fields,
         host: Option<&str>,
         conn: &ConnInfo,
     ) -> Self {
         let peer = canonical(conn.peer.ip());
         let trusted = trust.contains(peer);
-        let h = req.headers();
         let from_client = |name: &HeaderName| {
             trusted
-                .then(|| h.get(name).and_then(|v| v.to_str().ok()))
+                .then(|| h.first_str(name))
                 .flatten()
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
@@ -155,27 +153,26 @@ impl Forwarded {
 
     /// Sets the forwarding headers on the upstream request `h` (the client's headers, edited
     /// in place). `path` is the request path, `stripped_prefix` what `strip_path` removed.
-    pub fn apply(&self, h: &mut HeaderMap, path: &str, stripped_prefix: Option<&str>) {
+    pub fn apply<F: Fields>(&self, h: &mut F, path: &str, stripped_prefix: Option<&str>) {
         let ip = HeaderValue::from_str(&self.client_ip.to_string()).ok();
-        let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        let xff = match h.first_str(&X_FORWARDED_FOR) {
             Some(prev) if !prev.trim().is_empty() => {
                 HeaderValue::from_str(&format!("{prev}, {}", self.client_ip)).ok()
             }
             _ => ip.clone(),
         };
         if let Some(v) = xff {
-            h.insert(X_FORWARDED_FOR.clone(), v);
+            h.set(&X_FORWARDED_FOR, v);
         }
         if let Some(v) = ip {
-            h.insert(X_REAL_IP.clone(), v);
+            h.set(&X_REAL_IP, v);
         }
         // A trusted proxy's own X-Forwarded-* values stand; everyone else's are replaced.
-        let keep = |h: &HeaderMap, name: &HeaderName| {
-            self.trusted && h.get(name).is_some_and(|v| !v.is_empty())
-        };
+        let keep =
+            |h: &F, name: &HeaderName| self.trusted && h.first(name).is_some_and(|v| !v.is_empty());
         if !keep(h, &X_FORWARDED_PROTO) {
-            h.insert(
-                X_FORWARDED_PROTO.clone(),
+            h.set(
+                &X_FORWARDED_PROTO,
                 HeaderValue::from_static(if self.https { "https" } else { "http" }),
             );
         }
@@ -183,7 +180,7 @@ impl Forwarded {
             set(h, &X_FORWARDED_HOST, &self.host_name);
         }
         if !keep(h, &X_FORWARDED_PORT) {
-            h.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(self.port));
+            h.set(&X_FORWARDED_PORT, HeaderValue::from(self.port));
         }
         if !keep(h, &X_FORWARDED_PATH) {
             set(h, &X_FORWARDED_PATH, path);
@@ -191,9 +188,7 @@ impl Forwarded {
         if !keep(h, &X_FORWARDED_PREFIX) {
             match stripped_prefix {
                 Some(prefix) => set(h, &X_FORWARDED_PREFIX, prefix),
-                None => {
-                    h.remove(&X_FORWARDED_PREFIX);
-                }
+                None => h.remove(&X_FORWARDED_PREFIX),
             }
         }
     }
@@ -201,14 +196,10 @@ impl Forwarded {
 
 /// Sets `name` to `value`, or removes it when the value is empty (Kong sends no empty
 /// forwarding headers) or not a valid header value.
-fn set(h: &mut HeaderMap, name: &HeaderName, value: &str) {
+fn set(h: &mut impl Fields, name: &HeaderName, value: &str) {
     match HeaderValue::from_str(value) {
-        Ok(v) if !value.is_empty() => {
-            h.insert(name.clone(), v);
-        }
-        _ => {
-            h.remove(name);
-        }
+        Ok(v) if !value.is_empty() => h.set(name, v),
+        _ => h.remove(name),
     }
 }
 
@@ -254,7 +245,7 @@ mod tests {
     #[test]
     fn real_ip_recursive_skips_trusted_hops() {
         let t = TrustedIps::parse("10.0.0.0/8", "X-Forwarded-For", true).expect("parses");
-        let mut h = HeaderMap::new();
+        let mut h = http::HeaderMap::new();
         h.insert(
             "x-forwarded-for",
             HeaderValue::from_static("1.1.1.1, 2.2.2.2, 10.0.0.5"),

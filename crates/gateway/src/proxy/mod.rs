@@ -11,6 +11,8 @@
 //! headers is kept only when a retry could need it.
 
 pub mod error;
+mod fast;
+mod fields;
 mod forwarded;
 pub(crate) mod server;
 mod websocket;
@@ -30,7 +32,8 @@ pub use error::{ErrorSource, ProxyError, ProxyErrorKind};
 pub use forwarded::TrustedIps;
 
 use crate::Inner;
-use crate::balancer::{HashContext, Outcome, RequestKey};
+use crate::balancer::{Balancer, HashContext, Outcome, Pick, RequestKey};
+use fields::{Fields, append_via, strip_hop_by_hop};
 use server::ConnInfo;
 
 /// Request headers as the router reads them.
@@ -139,21 +142,25 @@ struct Decision {
     captures: Vec<(String, String)>,
 }
 
+/// Matches a request (its method, path, raw query, Host and headers) against the current
+/// table.
 fn decide(
     inner: &Inner,
-    req: &hyper::Request<Incoming>,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
     host: Option<&str>,
+    headers: &(dyn HeaderSource + Sync),
     conn: &ConnInfo,
 ) -> Result<Decision, Failure> {
     let table = inner.table.load();
     let (_, host_port) = host.map(split_host_port).unwrap_or_default();
-    let headers = Headers(req.headers());
     let head = RequestHead {
-        method: req.method().as_str(),
+        method,
         host,
-        path: req.uri().path(),
+        path,
         port: host_port,
-        headers: &headers,
+        headers,
         tls: conn.tls,
         sni: conn.sni.as_deref(),
     };
@@ -167,7 +174,7 @@ fn decide(
         .map(str::to_string);
     let captures = std::mem::take(&mut matched.captures);
     let mut path_and_query = matched.upstream_path;
-    if let Some(q) = req.uri().query() {
+    if let Some(q) = query {
         path_and_query.reserve(q.len() + 1);
         path_and_query.push('?');
         path_and_query.push_str(q);
@@ -197,8 +204,16 @@ async fn forward(
         path_and_query,
         stripped_prefix,
         captures,
-    } = decide(inner, &req, host, &conn)?;
-    let forwarded = forwarded::Forwarded::compute(&inner.trusted_ips, &req, host, &conn);
+    } = decide(
+        inner,
+        req.method().as_str(),
+        req.uri().path(),
+        req.uri().query(),
+        host,
+        &Headers(req.headers()),
+        &conn,
+    )?;
+    let forwarded = forwarded::Forwarded::compute(&inner.trusted_ips, req.headers(), host, &conn);
     if !target.accepts_http && !forwarded.https {
         let location = format!(
             "https://{}{}",
@@ -235,18 +250,21 @@ async fn forward(
     let attempts = if replayable { 1 + upstream.retries } else { 1 };
     let method: Method = parts.method;
     let mut h = parts.headers;
-    strip_hop_by_hop(&mut h);
-    if let Some((value, _)) = &upgrade {
-        websocket::restore_headers(&mut h, value.clone());
-    }
-    // Balanced services get their Host header per try, from the chosen target.
-    let set_host = !target.preserve_host || !h.contains_key(header::HOST);
+    let set_host = shape_request(
+        &mut h,
+        &RequestEdits {
+            preserve_host: target.preserve_host,
+            forwarded: &forwarded,
+            path: &forwarded_path,
+            stripped_prefix: stripped_prefix.as_deref(),
+            version: parts.version,
+            request_id,
+            upgrade: upgrade.as_ref().map(|(value, _)| value.clone()),
+        },
+    );
     if set_host {
         h.insert(header::HOST, upstream.host_header.clone());
     }
-    forwarded.apply(&mut h, &forwarded_path, stripped_prefix.as_deref());
-    append_via(&mut h, via_token(parts.version));
-    h.insert(X_KONG_REQUEST_ID.clone(), request_id.clone());
 
     let sent = Instant::now();
     let mut body = Some(Body::new(body));
@@ -268,19 +286,10 @@ async fn forward(
         credential_id: None,
         uri_captures: &captures,
     };
-    let (mut response, pick) = loop {
+    let (mut response, mut pick) = loop {
         attempt += 1;
         let pick = match &upstream.balancer {
-            Some(b) => {
-                // Each try prefers a target not tried yet; once all were, any healthy one.
-                let p = b
-                    .pick_with(&key, &hash_context, &tried)
-                    .or_else(|| b.pick_with(&key, &hash_context, &[]));
-                let Some(p) = p else {
-                    return Err(fail(ProxyErrorKind::NoPeer));
-                };
-                Some(p)
-            }
+            Some(b) => Some(pick_target(b, &key, &hash_context, &tried)?),
             None => None,
         };
         let authority = pick
@@ -343,19 +352,11 @@ async fn forward(
     } else {
         strip_hop_by_hop(h);
     }
-    append_via(h, via_token(parts.version));
-    if !h.contains_key(header::SERVER) {
-        h.insert(header::SERVER, HeaderValue::from_static(error::SERVER));
-    }
-    let now = Instant::now();
-    set_ms_between(h, &X_KONG_UPSTREAM_LATENCY, sent, now);
-    set_ms_between(h, &X_KONG_PROXY_LATENCY, started, sent);
+    let set_cookie = pick.as_mut().and_then(|p| p.set_cookie.take());
+    shape_response(h, parts.version, started, sent, set_cookie);
     parts.version = Version::HTTP_11;
     let body = match pick {
         Some(p) => {
-            if let Some(cookie) = p.set_cookie {
-                h.append(header::SET_COOKIE, cookie);
-            }
             // The target counts as busy (least-connections) until the body is done.
             let in_flight = p.in_flight;
             Body::new(body.map_frame(move |frame| {
@@ -379,51 +380,71 @@ fn upstream_uri(scheme: http::uri::Scheme, authority: &str, path_and_query: &str
         .ok()
 }
 
-/// Whether `name` is one of the fixed hop-by-hop headers.
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    name == header::CONNECTION
-        || name == header::TE
-        || name == header::TRAILER
-        || name == header::TRANSFER_ENCODING
-        || name == header::UPGRADE
-        || matches!(name.as_str(), "keep-alive" | "proxy-connection" | "proxy")
+/// A balanced try's target: one not tried yet if possible, else any healthy one.
+fn pick_target<'b>(
+    b: &'b Balancer,
+    key: &RequestKey<'_>,
+    ctx: &HashContext<'_>,
+    tried: &[usize],
+) -> Result<Pick<'b>, Failure> {
+    b.pick_with(key, ctx, tried)
+        .or_else(|| b.pick_with(key, ctx, &[]))
+        .ok_or_else(|| fail(ProxyErrorKind::NoPeer))
 }
 
-/// Removes hop-by-hop headers, including those the `Connection` header names. One pass
-/// over the names finds whether there is anything to remove (usually not, or only
-/// `Connection`), so the common case does no lookups.
-fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let hops: Vec<HeaderName> = h.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
-    if hops.is_empty() {
-        return;
+/// What the upstream request's headers are derived from.
+struct RequestEdits<'a> {
+    preserve_host: bool,
+    forwarded: &'a forwarded::Forwarded,
+    /// The request path as the client sent it (`X-Forwarded-Path`).
+    path: &'a str,
+    stripped_prefix: Option<&'a str>,
+    version: Version,
+    request_id: &'a HeaderValue,
+    /// The `Upgrade` value of a protocol-switch request, kept through hop-by-hop stripping.
+    upgrade: Option<HeaderValue>,
+}
+
+/// Edits the client's headers into the upstream request's (notes §3.1), on both proxy
+/// paths: hop-by-hop headers go, `X-Forwarded-*`/`X-Real-IP`, `Via` and `X-Kong-Request-Id`
+/// are set. Returns whether the gateway sets the Host header (the caller does, per try).
+fn shape_request(h: &mut impl Fields, e: &RequestEdits<'_>) -> bool {
+    strip_hop_by_hop(h);
+    if let Some(value) = &e.upgrade {
+        websocket::restore_headers(h, value.clone());
     }
-    let named: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named.into_iter().chain(hops) {
-        h.remove(n);
+    let set_host = !e.preserve_host || !h.contains(&header::HOST);
+    e.forwarded.apply(h, e.path, e.stripped_prefix);
+    append_via(h, via_token(e.version));
+    h.set(&X_KONG_REQUEST_ID, e.request_id.clone());
+    set_host
+}
+
+/// Edits an upstream response's headers (after hop-by-hop stripping) for the client, on
+/// both proxy paths (notes §3.2): `Via`, `Server`, the latency headers and a balancer cookie.
+fn shape_response(
+    h: &mut impl Fields,
+    version: Version,
+    started: Instant,
+    sent: Instant,
+    set_cookie: Option<HeaderValue>,
+) {
+    append_via(h, via_token(version));
+    if !h.contains(&header::SERVER) {
+        h.set(&header::SERVER, HeaderValue::from_static(error::SERVER));
+    }
+    let now = Instant::now();
+    set_ms_between(h, &X_KONG_UPSTREAM_LATENCY, sent, now);
+    set_ms_between(h, &X_KONG_PROXY_LATENCY, started, sent);
+    if let Some(cookie) = set_cookie {
+        h.append(&header::SET_COOKIE, cookie);
     }
 }
 
-/// Appends `token` to the `Via` header (creating it when absent).
-fn append_via(h: &mut HeaderMap, token: &'static str) {
-    let value = match h.get(header::VIA).and_then(|v| v.to_str().ok()) {
-        Some(p) if !p.trim().is_empty() => HeaderValue::from_str(&format!("{p}, {token}")).ok(),
-        _ => Some(HeaderValue::from_static(token)),
-    };
-    if let Some(v) = value {
-        h.insert(header::VIA, v);
-    }
-}
-
-fn set_ms_between(h: &mut HeaderMap, name: &HeaderName, from: Instant, to: Instant) {
+fn set_ms_between(h: &mut impl Fields, name: &HeaderName, from: Instant, to: Instant) {
     let ms = to.saturating_duration_since(from).as_millis();
-    h.insert(
-        name.clone(),
+    h.set(
+        name,
         HeaderValue::from(u64::try_from(ms).unwrap_or(u64::MAX)),
     );
 }
@@ -446,18 +467,6 @@ fn split_host_port(raw: &str) -> (&str, Option<u16>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hop_by_hop_headers_are_removed() {
-        let mut h = HeaderMap::new();
-        h.insert("connection", HeaderValue::from_static("close, x-secret"));
-        h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert("x-keep", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1);
-        assert!(h.contains_key("x-keep"));
-    }
 
     #[test]
     fn via_is_appended() {

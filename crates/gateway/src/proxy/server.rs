@@ -5,7 +5,9 @@
 //!
 //! Key decision: the proxy does not go through axum's router or tower layers. It has one
 //! handler and no routes of its own, so each request goes from hyper's connection task to
-//! [`super::handle`] with only the connection facts it needs ([`ConnInfo`]).
+//! [`super::handle`] with only the connection facts it needs ([`ConnInfo`]). Plain-HTTP
+//! connections start on the hand-written fast path ([`super::fast`]), which hands them to
+//! hyper for anything but the common HTTP/1.1 case.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -80,6 +82,7 @@ pub(crate) async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(60));
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -102,16 +105,18 @@ pub(crate) async fn serve(
             sni: None,
         };
         let Some(acceptor) = &tls else {
-            let service = service(Arc::clone(&inner), info);
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
+            let service = service(Arc::clone(&inner), info.clone());
+            // The watcher lives as long as the connection, on either path, so shutdown
+            // waits for it.
+            let (builder, watcher) = (Arc::clone(&builder), graceful.watcher());
+            let to_hyper = move |io: super::fast::Rewind| async move {
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+                if let Err(e) = watcher.watch(conn.into_owned()).await {
                     tracing::debug!(error = %e, peer = %peer, "proxy connection ended with an error");
                 }
-            });
+            };
+            let (inner, shutdown) = (Arc::clone(&inner), shutdown.clone());
+            tokio::spawn(super::fast::serve(inner, stream, info, shutdown, to_hyper));
             continue;
         };
         // The handshake runs in the connection's task so a slow client never stalls accept.

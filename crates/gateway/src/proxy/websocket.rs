@@ -7,6 +7,8 @@ use http::{HeaderMap, HeaderValue, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
+use super::fields::Fields;
+
 /// The `Upgrade` header of a request that asks to switch protocols (HTTP/1.1 with
 /// `Connection: upgrade`), if it does.
 pub(super) fn requested<B>(req: &hyper::Request<B>) -> Option<HeaderValue> {
@@ -25,15 +27,15 @@ pub(super) fn requested<B>(req: &hyper::Request<B>) -> Option<HeaderValue> {
 }
 
 /// Puts the upgrade request headers back after hop-by-hop stripping.
-pub(super) fn restore_headers(h: &mut HeaderMap, upgrade: HeaderValue) {
-    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    h.insert(header::UPGRADE, upgrade);
+pub(super) fn restore_headers(h: &mut impl Fields, upgrade: HeaderValue) {
+    h.set(&header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.set(&header::UPGRADE, upgrade);
 }
 
 /// Strips a `101` response's hop-by-hop headers except the two the switch needs.
 pub(super) fn strip_for_switch(h: &mut HeaderMap) {
     let upgrade = h.get(header::UPGRADE).cloned();
-    super::strip_hop_by_hop(h);
+    super::fields::strip_hop_by_hop(h);
     if let Some(upgrade) = upgrade {
         restore_headers(h, upgrade);
     }
