@@ -328,6 +328,22 @@ impl Browser {
         Ok(())
     }
 
+    /// Clicks the element matching the CSS selector and waits until the browser has left the
+    /// page it was on (that page's root element went stale), so that later lookups cannot
+    /// find elements of the old page, such as a notice with the same id as the expected one.
+    pub async fn submit(&self, css: &str) -> anyhow::Result<()> {
+        let old_root = self.client.find(Locator::Css("html")).await?;
+        self.click(css).await?;
+        let deadline = Instant::now() + PATIENCE;
+        while old_root.tag_name().await.is_ok() {
+            if Instant::now() > deadline {
+                bail!("the page did not change after clicking {css:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
     /// Follows the link whose visible text is `text`.
     pub async fn follow(&self, text: &str) -> anyhow::Result<()> {
         let link = self

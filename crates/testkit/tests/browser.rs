@@ -364,7 +364,8 @@ async fn recovery_walk(b: &Browser, a: &Addrs) -> anyhow::Result<()> {
 
     b.wait_for_path(Some(a.ui.port()), "/settings").await?;
     b.fill("password", new_password).await?;
-    b.click("button[type=submit][value=password]").await?;
+    // The page still shows the profile change's 1050001; wait for the answer's page.
+    b.submit("button[type=submit][value=password]").await?;
     wait_for_success(b, 1050001).await?;
 
     log_out(b, a, &email).await?;
@@ -469,7 +470,8 @@ async fn settings_walk(b: &Browser, a: &Addrs) -> anyhow::Result<()> {
     );
 
     b.fill("password", new_password).await?;
-    b.click("button[type=submit][value=password]").await?;
+    // The page still shows the profile change's 1050001; wait for the answer's page.
+    b.submit("button[type=submit][value=password]").await?;
     wait_for_success(b, 1050001).await?;
 
     log_out(b, a, &new_email).await?;
