@@ -282,3 +282,44 @@ on_both!(identities_update_and_patch);
 fn uuid_like_missing() -> &'static str {
     "3c6c2b43-7d2f-4c43-9d5b-0d7f6f3b8a11"
 }
+
+/// Kratos's cross-port redirects: admin routes on the public port and self-service routes on
+/// the admin port answer 307 to the other port's base URL, path and query kept; following
+/// one keeps the method and body.
+async fn cross_port_redirects(db: TestDb) {
+    let s = start(db).await;
+    let api = native();
+    for (base, path, other) in [
+        (&s.public, "/admin/identities?page_size=1", &s.admin),
+        (&s.public, "/admin/identities/abc/sessions", &s.admin),
+        (&s.public, "/admin/courier/messages", &s.admin),
+        (&s.public, "/admin/recovery/code", &s.admin),
+        (&s.admin, "/self-service/login/api?refresh=true", &s.public),
+        (&s.admin, "/schemas/default", &s.public),
+    ] {
+        let res = api.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(res.status(), 307, "{base}{path}");
+        assert_eq!(
+            res.headers()["location"].to_str().unwrap(),
+            format!("{other}{path}")
+        );
+    }
+    // Following the redirect with the body (reqwest re-sends it on 307) creates the identity.
+    let follow = reqwest::Client::new();
+    let res = follow
+        .post(format!("{}/admin/identities", s.public))
+        .json(&json!({"schema_id": "default", "traits": {"email": "hop@example.com"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.url().as_str(), format!("{}/admin/identities", s.admin));
+    // Public routes that are not cross-port stay 404 on the public port.
+    let res = api
+        .get(format!("{}/admin/sessions/abc", s.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}
+on_both!(cross_port_redirects);

@@ -62,6 +62,7 @@ pub(crate) fn router(reg: Arc<Registry>) -> Router {
     Router::new()
         .nest("/admin", routes.clone())
         .merge(routes)
+        .merge(super::cross_port::public_paths())
         .fallback(super::not_found)
         .method_not_allowed_fallback(super::method_not_allowed)
         .layer(axum::middleware::from_fn(super::no_cache))

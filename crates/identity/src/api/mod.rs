@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod cors;
+mod cross_port;
 pub(crate) mod identities;
 pub mod public;
 

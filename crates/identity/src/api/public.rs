@@ -133,6 +133,7 @@ pub(crate) fn router(reg: Arc<Registry>) -> Router {
         .route("/schemas/{id}", get(get_schema))
         .route("/health/alive", get(super::alive))
         .route("/health/ready", get(ready))
+        .merge(super::cross_port::admin_paths())
         .fallback(super::not_found)
         .method_not_allowed_fallback(super::method_not_allowed)
         .layer(axum::middleware::from_fn(super::no_cache));
