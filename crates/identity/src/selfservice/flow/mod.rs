@@ -408,6 +408,27 @@ pub(crate) async fn unrecoverable(reg: &Registry, ctx: &Ctx, err: ApiError) -> R
     }
 }
 
+/// Answers a flow whose after-hooks refused a change already made (recovery, verification):
+/// an interruption's messages go on the form ([`respond_with_errors`]); any other failure
+/// saves the flow as it stands and answers the error.
+pub(crate) async fn respond_to_refusal(
+    reg: &Registry,
+    ctx: &Ctx,
+    mut flow: Flow,
+    error: hook::web_hook::HookError,
+) -> Response {
+    match hook::apply(&mut flow, error) {
+        Ok(()) => respond_with_errors(reg, ctx, flow).await,
+        Err(e) => {
+            flow.updated_at = reg.now();
+            if let Err(e) = reg.store.update_flow(&flow).await {
+                return ApiError::from(e).into_response();
+            }
+            unrecoverable(reg, ctx, e).await
+        }
+    }
+}
+
 /// Saves the flow with its new messages and answers: 400 + flow for API and JSON requests,
 /// 303 back to the UI for browser form posts.
 pub(crate) async fn respond_with_errors(reg: &Registry, ctx: &Ctx, mut flow: Flow) -> Response {

@@ -142,16 +142,7 @@ pub(crate) async fn succeed(
                 return ApiError::from(e).into_response();
             }
             restart(reg, &mut flow);
-            return match hook::apply(&mut flow, e) {
-                Ok(()) => super::respond_with_errors(reg, ctx, flow).await,
-                Err(e) => {
-                    flow.updated_at = reg.now();
-                    if let Err(e) = reg.store.update_flow(&flow).await {
-                        return ApiError::from(e).into_response();
-                    }
-                    super::unrecoverable(reg, ctx, e).await
-                }
-            };
+            return super::respond_to_refusal(reg, ctx, flow, e).await;
         }
     }
     tracing::info!(identity = %identity_id, session = %issued.session.id, "account recovered");

@@ -484,16 +484,7 @@ async fn verified(
             // link proved it) and the flow is passed; it shows the hook's messages instead of
             // the success message.
             tracing::info!(identity = %identity_id, "a web hook refused the verification");
-            return match hook::apply(&mut flow, e) {
-                Ok(()) => super::respond_with_errors(reg, ctx, flow).await,
-                Err(e) => {
-                    flow.updated_at = reg.now();
-                    if let Err(e) = reg.store.update_flow(&flow).await {
-                        return ApiError::from(e).into_response();
-                    }
-                    super::unrecoverable(reg, ctx, e).await
-                }
-            };
+            return super::respond_to_refusal(reg, ctx, flow, e).await;
         }
     }
     flow.ui.messages.push(text::verification_success());
