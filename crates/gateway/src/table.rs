@@ -2,10 +2,9 @@
 //! needed to forward without touching the store.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::HeaderValue;
-use portcullis_http::UpstreamClient;
+use portcullis_http::{Timeouts, UpstreamClient};
 use portcullis_router::Router;
 use uuid::Uuid;
 
@@ -29,8 +28,9 @@ pub struct Upstream {
     pub balancer: Option<Arc<Balancer>>,
     /// The Host header value sent upstream (the port omitted when it is the default).
     pub host_header: HeaderValue,
-    /// How long to wait for the upstream's response head.
-    pub read_timeout: Duration,
+    /// The service's time limits: to connect, per waiting write, per waiting read (the
+    /// response head, then each part of the body).
+    pub timeouts: Timeouts,
     /// Further tries after a failed one, for requests that can be replayed.
     pub retries: u32,
 }
@@ -154,7 +154,7 @@ fn upstream_of(s: &Service, balancer: Option<&Arc<Balancer>>, client: UpstreamCl
         balancer: balancer.cloned(),
         host_header: HeaderValue::from_str(&header)
             .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
-        read_timeout: Duration::from_millis(u64::try_from(s.read_timeout).unwrap_or(60_000)),
+        timeouts: s.timeouts(),
         retries: u32::try_from(s.retries).unwrap_or(5),
     }
 }

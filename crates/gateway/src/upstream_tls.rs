@@ -1,17 +1,18 @@
-//! The TLS side of reaching `https` services: which certificates an upstream must present and
-//! what the gateway presents itself, per service (Kong's `tls_verify`, `tls_verify_depth`,
-//! `ca_certificates` and `client_certificate`).
+//! How the hyper path reaches a service: the TLS side (which certificates an upstream must
+//! present and what the gateway presents itself: Kong's `tls_verify`, `tls_verify_depth`,
+//! `ca_certificates` and `client_certificate`) and the connections' time limits
+//! (`connect_timeout`, `write_timeout`, `read_timeout`).
 //!
-//! Key decision: a client (with its connection pool) exists per distinct TLS policy, not per
+//! Key decision: a client (with its connection pool) exists per distinct policy, not per
 //! service and never per request. Policies are compiled with the routing table; a rebuild
 //! reuses the client of every policy that did not change (same flags, same CA certificate
-//! digests, same client certificate version), so unrelated Admin API writes keep pools warm.
-//! Services with Kong's defaults share the two process-wide clients.
+//! digests, same client certificate version, same timeouts), so unrelated Admin API writes
+//! keep pools warm. Services with Kong's defaults share the two process-wide clients.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use portcullis_http::{UpstreamClient, UpstreamTls, Verify};
+use portcullis_http::{Timeouts, UpstreamClient, UpstreamTls, Verify};
 use uuid::Uuid;
 
 use crate::entity::{CaCertificate, Certificate, Service};
@@ -28,6 +29,8 @@ struct Policy {
     cas: Vec<String>,
     /// `client_certificate` and its version (`updated_at`).
     client: Option<(Uuid, i64)>,
+    /// The service's timeouts.
+    timeouts: Timeouts,
 }
 
 /// Per-policy clients, kept across table rebuilds.
@@ -78,7 +81,10 @@ impl TlsClients {
                 Some(p) => {
                     let client = match custom.remove(p).or_else(|| kept.get(p).cloned()) {
                         Some(c) => c,
-                        None => portcullis_http::upstream_client_with(&tls_of(s, p, &certs, &cas)),
+                        None => portcullis_http::upstream_client_with(
+                            &tls_of(s, p, &certs, &cas),
+                            p.timeouts,
+                        ),
                     };
                     kept.insert(p.clone(), client.clone());
                     client
@@ -99,11 +105,13 @@ impl Policy {
             depth: None,
             cas: Vec::new(),
             client: None,
+            timeouts: Timeouts::default(),
         }
     }
 }
 
-/// The service's policy; `None` for Kong's default (no verification, no client certificate).
+/// The service's policy; `None` for Kong's defaults (no verification, no client certificate,
+/// 60 s timeouts).
 fn policy_of(
     s: &Service,
     certs: &HashMap<Uuid, &Certificate>,
@@ -113,7 +121,8 @@ fn policy_of(
     let client = s
         .client_certificate
         .map(|fk| (fk.id, certs.get(&fk.id).map_or(0, |c| c.updated_at)));
-    if !verify && client.is_none() {
+    let timeouts = s.timeouts();
+    if !verify && client.is_none() && timeouts == Timeouts::default() {
         return None;
     }
     let (depth, cas) = if verify {
@@ -136,6 +145,7 @@ fn policy_of(
         depth,
         cas,
         client,
+        timeouts,
     })
 }
 

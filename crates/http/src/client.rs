@@ -17,8 +17,11 @@ use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-/// A pooled HTTP/1.1 client (`http://` and `https://`) that streams [`Body`] both ways.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
+use crate::timed::{TimedConnector, Timeouts};
+
+/// A pooled HTTP/1.1 client (`http://` and `https://`) that streams [`Body`] both ways, with
+/// its connections' time limits ([`Timeouts`]).
+pub type UpstreamClient = Client<TimedConnector<HttpsConnector<HttpConnector>>, Body>;
 
 /// Errors building a client with extra trusted certificates.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +35,8 @@ pub enum TlsError {
 }
 
 /// Builds the upstream client trusting the operating system's roots: keep-alive pool,
-/// `TCP_NODELAY`, bounded connect time.
+/// `TCP_NODELAY`, Kong's default time limits (60 s to connect, per waiting write, and for an
+/// answer).
 pub fn upstream_client() -> UpstreamClient {
     build(Arc::clone(system_roots()))
 }
@@ -57,7 +61,10 @@ pub fn upstream_client_trusting(pem: &[u8]) -> Result<UpstreamClient, TlsError> 
 /// (Kong's default for services: `tls_verify` unset means nginx's `proxy_ssl_verify off`).
 /// The handshake signature is still checked, so the peer must hold the presented key.
 pub fn upstream_client_unverified() -> UpstreamClient {
-    from_config(tls_client_config(&UpstreamTls::default()))
+    from_config(
+        tls_client_config(&UpstreamTls::default()),
+        Timeouts::default(),
+    )
 }
 
 /// How a TLS client checks the server it connects to, and what it presents itself.
@@ -127,9 +134,9 @@ pub fn tls_client_config(tls: &UpstreamTls) -> rustls::ClientConfig {
     }
 }
 
-/// An upstream client (as [`upstream_client`]) with its own TLS settings.
-pub fn upstream_client_with(tls: &UpstreamTls) -> UpstreamClient {
-    from_config(tls_client_config(tls))
+/// An upstream client (as [`upstream_client`]) with its own TLS settings and time limits.
+pub fn upstream_client_with(tls: &UpstreamTls, timeouts: Timeouts) -> UpstreamClient {
+    from_config(tls_client_config(tls), timeouts)
 }
 
 /// Verifies as webpki does, then limits the number of intermediates on the path found.
@@ -292,13 +299,12 @@ fn build(roots: Arc<RootCertStore>) -> UpstreamClient {
         .expect("the ring provider supports TLS 1.2 and 1.3")
         .with_root_certificates(roots)
         .with_no_client_auth();
-    from_config(tls)
+    from_config(tls, Timeouts::default())
 }
 
-fn from_config(tls: rustls::ClientConfig) -> UpstreamClient {
+fn from_config(tls: rustls::ClientConfig, timeouts: Timeouts) -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(60)));
     connector.enforce_http(false);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
@@ -308,5 +314,5 @@ fn from_config(tls: rustls::ClientConfig) -> UpstreamClient {
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
-        .build(https)
+        .build(TimedConnector::new(https, timeouts))
 }

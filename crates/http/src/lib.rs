@@ -7,6 +7,7 @@
 //! in-flight requests.
 
 pub mod client;
+pub mod timed;
 
 use std::net::SocketAddr;
 
@@ -17,6 +18,7 @@ pub use client::{
     TlsError, UpstreamClient, UpstreamTls, Verify, tls_client_config, upstream_client,
     upstream_client_trusting, upstream_client_unverified, upstream_client_with,
 };
+pub use timed::{Timeouts, is_timeout};
 
 /// Errors binding or serving a listener.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,7 @@
 //! The Service entity: where matched requests go.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -192,6 +194,17 @@ impl super::Entity for Service {
 }
 
 impl Service {
+    /// The service's `connect_timeout`, `write_timeout` and `read_timeout` (milliseconds,
+    /// validated as 1 or more) as durations.
+    pub fn timeouts(&self) -> portcullis_http::Timeouts {
+        let millis = |ms: i64| Duration::from_millis(u64::try_from(ms).unwrap_or(60_000));
+        portcullis_http::Timeouts {
+            connect: millis(self.connect_timeout),
+            write: millis(self.write_timeout),
+            read: millis(self.read_timeout),
+        }
+    }
+
     /// Validates a complete input object (POST, PUT, or PATCH merged over the stored entity)
     /// into a service with the given identity and timestamps.
     pub fn from_input(

@@ -51,8 +51,14 @@ const MAX_HEAD: usize = 64 * 1024;
 const BUF: usize = 8 * 1024;
 /// How long a client may take to send a request head (as hyper's `header_read_timeout`).
 const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long an upstream connection may take to establish.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one read of a request body from the client, or one write of the response to it,
+/// may wait (nginx's `client_body_timeout` and `send_timeout`).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Lingering close: how long to keep reading what a client still sends after its error
+/// response, and how long a pause in its sending ends that early (nginx's `lingering_time`
+/// and `lingering_timeout`).
+const LINGER_TOTAL: Duration = Duration::from_secs(30);
+const LINGER_IDLE: Duration = Duration::from_secs(5);
 /// How long an idle upstream connection is kept, and how many per upstream address.
 const POOL_IDLE: Duration = Duration::from_secs(60);
 const POOL_MAX: usize = 256;
@@ -380,6 +386,9 @@ async fn next(inner: &Inner, c: &mut Client, info: &ConnInfo, shutdown: &Shutdow
 enum TryError {
     /// The upstream could not be reached or broke the exchange: 502, retried if allowed.
     Upstream,
+    /// Connecting, writing the request or reading the response head took longer than the
+    /// service allows: 504, retried if allowed.
+    Timeout,
     /// The client went away or sent a broken body: the connection is closed.
     Client,
 }
@@ -434,45 +443,42 @@ async fn forward(c: &mut Client, p: &Prepared) -> Next {
             sent,
             set_cookie: pick.as_ref().and_then(|pk| pk.set_cookie.clone()),
         };
-        let result = tokio::time::timeout(
-            upstream.read_timeout,
-            exchange(c, authority, &shaping, replayable),
-        )
-        .await;
-        let (error, outcome) = match result {
-            Ok(Ok((up, response))) => {
+        let (error, outcome) = match exchange(c, upstream, authority, &shaping, replayable).await {
+            Ok((up, response)) => {
                 if let (Some(b), Some(pk)) = (&upstream.balancer, &pick) {
                     b.report(pk.index, Outcome::Status(response.status));
                 }
                 break (up, response, pick);
             }
-            Ok(Err(TryError::Client)) => return Next::Close,
-            Ok(Err(TryError::Upstream)) => {
+            Err(TryError::Client) => return Next::Close,
+            Err(TryError::Upstream) => {
                 tracing::debug!(upstream = %authority, attempt, "upstream request failed");
                 (
                     ProxyError::new(ProxyErrorKind::UpstreamInvalid),
                     Outcome::TcpFailure,
                 )
             }
-            Err(_) => (
-                ProxyError::new(ProxyErrorKind::UpstreamTimeout),
-                Outcome::Timeout,
-            ),
+            Err(TryError::Timeout) => {
+                tracing::debug!(upstream = %authority, attempt, "upstream timed out");
+                (
+                    ProxyError::new(ProxyErrorKind::UpstreamTimeout),
+                    Outcome::Timeout,
+                )
+            }
         };
         if let (Some(b), Some(pk)) = (&upstream.balancer, &pick) {
             b.report(pk.index, outcome);
             tried.push(pk.index);
         }
-        // Timeouts are not retried: each try would wait the full read timeout again.
-        if !error.retryable || error.kind == ProxyErrorKind::UpstreamTimeout || attempt >= attempts
-        {
+        // As nginx's `proxy_next_upstream error timeout`: failures and timeouts are retried.
+        if !error.retryable || attempt >= attempts {
             // Part of a request body may be unread: such a connection cannot go on.
             return answer_error(c, p, error, p.body == Framing::Empty).await;
         }
     };
     // `exchange` left the client's response head in `c.out`.
     up.buf.advance(response.head_len);
-    let reusable = match relay(c, &mut up, response.framing).await {
+    let reusable = match relay(c, &mut up, response.framing, upstream.timeouts.read).await {
         Ok(done) => done && response.keep_alive && up.buf.is_empty(),
         Err(()) => return Next::Close,
     };
@@ -561,23 +567,49 @@ fn looks_alive(up: &Upstream) -> bool {
     matches!(up.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
-async fn connect(authority: &str) -> io::Result<Upstream> {
-    let io = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(authority))
-        .await
-        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-    io.set_nodelay(true)?;
+/// A new upstream connection, established within `limit`.
+async fn connect(authority: &str, limit: Duration) -> Result<Upstream, TryError> {
+    let io = match tokio::time::timeout(limit, TcpStream::connect(authority)).await {
+        Ok(Ok(io)) => io,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, upstream = %authority, "upstream connect failed");
+            return Err(TryError::Upstream);
+        }
+        Err(_) => {
+            tracing::debug!(upstream = %authority, "upstream connect timed out");
+            return Err(TryError::Timeout);
+        }
+    };
+    if let Err(e) = io.set_nodelay(true) {
+        tracing::debug!(error = %e, upstream = %authority, "upstream connection failed");
+        return Err(TryError::Upstream);
+    }
     Ok(Upstream {
         io,
         buf: BytesMut::with_capacity(BUF),
     })
 }
 
+/// `op` (one socket read or write), or [`TryError::Timeout`] once `limit` has passed.
+async fn within<T>(
+    limit: Duration,
+    op: impl Future<Output = io::Result<T>>,
+) -> Result<io::Result<T>, TryError> {
+    tokio::time::timeout(limit, op)
+        .await
+        .map_err(|_| TryError::Timeout)
+}
+
 /// One try: a connection (pooled or new), the request head (`c.out`) and body sent, the
 /// response head read and the client's written into `c.out`. A pooled connection the
 /// upstream had closed is replaced by a new one when the request can be sent again; one
 /// that must carry a body is checked first.
+///
+/// The service's timeouts apply per operation, as nginx's do: `connect_timeout` to
+/// establishing the connection, `write_timeout` to each write, `read_timeout` to each read.
 async fn exchange(
     c: &mut Client,
+    service: &crate::table::Upstream,
     authority: &str,
     shaping: &Shaping<'_>,
     replayable: bool,
@@ -589,13 +621,7 @@ async fn exchange(
         let pooled = if fresh { None } else { pool_take(authority) };
         let (mut up, reused) = match pooled {
             Some(up) if replayable || looks_alive(&up) => (up, true),
-            _ => (
-                connect(authority).await.map_err(|e| {
-                    tracing::debug!(error = %e, upstream = %authority, "upstream connect failed");
-                    TryError::Upstream
-                })?,
-                false,
-            ),
+            _ => (connect(authority, service.timeouts.connect).await?, false),
         };
         let stale = |e: io::Error| {
             tracing::debug!(error = %e, upstream = %authority, reused, "upstream connection failed");
@@ -607,7 +633,7 @@ async fn exchange(
         let taken = body.take(&c.buf).map_err(|()| TryError::Client)?;
         c.out.extend_from_slice(&c.buf[..taken]);
         c.buf.advance(taken);
-        if let Err(e) = up.io.write_all(&c.out).await {
+        if let Err(e) = within(service.timeouts.write, up.io.write_all(&c.out)).await? {
             if reused && replayable {
                 fresh = true;
                 continue;
@@ -618,12 +644,14 @@ async fn exchange(
             if c.buf.capacity() - c.buf.len() < 1024 {
                 c.buf.reserve(BUF);
             }
-            match c.io.read_buf(&mut c.buf).await {
-                Ok(n) if n > 0 => {}
+            match tokio::time::timeout(CLIENT_TIMEOUT, c.io.read_buf(&mut c.buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
                 _ => return Err(TryError::Client),
             }
             let taken = body.take(&c.buf).map_err(|()| TryError::Client)?;
-            up.io.write_all(&c.buf[..taken]).await.map_err(stale)?;
+            within(service.timeouts.write, up.io.write_all(&c.buf[..taken]))
+                .await?
+                .map_err(stale)?;
             c.buf.advance(taken);
         }
         // The response head (interim 1xx responses are skipped).
@@ -642,7 +670,7 @@ async fn exchange(
             if up.buf.capacity() - up.buf.len() < 1024 {
                 up.buf.reserve(BUF);
             }
-            match up.io.read_buf(&mut up.buf).await {
+            match within(service.timeouts.read, up.io.read_buf(&mut up.buf)).await? {
                 Ok(n) if n > 0 => {}
                 Ok(_) if reused && replayable && up.buf.is_empty() => {
                     fresh = true;
@@ -785,10 +813,16 @@ fn write_response_head(
     out.extend_from_slice(b"\r\n");
 }
 
-/// Sends the head in `c.out` and relays the response body. `Ok(true)`: the upstream
-/// connection ended its message cleanly and can be reused; `Err`: the client connection
-/// cannot go on.
-async fn relay(c: &mut Client, up: &mut Upstream, framing: Framing) -> Result<bool, ()> {
+/// Sends the head in `c.out` and relays the response body; each upstream read may wait
+/// `read_timeout`. `Ok(true)`: the upstream connection ended its message cleanly and can be
+/// reused; `Err`: the client connection cannot go on (an upstream that stalls or breaks off
+/// mid-body leaves the client with an incomplete message, so it is closed).
+async fn relay(
+    c: &mut Client,
+    up: &mut Upstream,
+    framing: Framing,
+    read_timeout: Duration,
+) -> Result<bool, ()> {
     let mut body = BodyState::new(framing);
     if framing == Framing::Close {
         // Re-framed as chunked for the client; the upstream connection ends with it.
@@ -803,36 +837,43 @@ async fn relay(c: &mut Client, up: &mut Upstream, framing: Framing) -> Result<bo
             if closed {
                 c.out.extend_from_slice(b"0\r\n\r\n");
             }
-            c.io.write_all(&c.out).await.map_err(drop)?;
+            send(&mut c.io, &c.out).await?;
             c.out.clear();
             if closed {
                 return Ok(false);
             }
             up.buf.reserve(BUF);
-            match up.io.read_buf(&mut up.buf).await {
-                Ok(0) => closed = true,
-                Ok(_) => {}
-                Err(_) => return Err(()),
+            match tokio::time::timeout(read_timeout, up.io.read_buf(&mut up.buf)).await {
+                Ok(Ok(0)) => closed = true,
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) | Err(_) => return Err(()),
             }
         }
     }
     let taken = body.take(&up.buf)?;
     c.out.extend_from_slice(&up.buf[..taken]);
     up.buf.advance(taken);
-    c.io.write_all(&c.out).await.map_err(drop)?;
+    send(&mut c.io, &c.out).await?;
     while !body.done() {
         up.buf.clear();
         up.buf.reserve(BUF);
-        match up.io.read_buf(&mut up.buf).await {
-            Ok(n) if n > 0 => {}
-            // The upstream broke off mid-body: the client cannot get a whole message.
+        match tokio::time::timeout(read_timeout, up.io.read_buf(&mut up.buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
             _ => return Err(()),
         }
         let taken = body.take(&up.buf)?;
-        c.io.write_all(&up.buf[..taken]).await.map_err(drop)?;
+        send(&mut c.io, &up.buf[..taken]).await?;
         up.buf.advance(taken);
     }
     Ok(true)
+}
+
+/// Writes `data` to the client, which must take it within [`CLIENT_TIMEOUT`].
+async fn send(io: &mut TcpStream, data: &[u8]) -> Result<(), ()> {
+    match tokio::time::timeout(CLIENT_TIMEOUT, io.write_all(data)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
 }
 
 /// Answers an upstream failure with Kong's error response; `keep_alive`: the client
@@ -882,10 +923,38 @@ async fn answer_error(c: &mut Client, p: &Prepared, err: ProxyError, keep_alive:
     if !p.is_head {
         c.out.extend_from_slice(&body);
     }
-    if c.io.write_all(&c.out).await.is_err() || !keep_alive {
+    if send(&mut c.io, &c.out).await.is_err() {
+        return Next::Close;
+    }
+    if !keep_alive {
+        if p.body != Framing::Empty {
+            linger(c).await;
+        }
         return Next::Close;
     }
     Next::Again
+}
+
+/// Closes a connection whose client may still be sending a request body the way nginx's
+/// `lingering_close` does: the response is ended (FIN) and what the client still sends is
+/// read and dropped until it stops, for at most [`LINGER_TOTAL`]. Closing with unread data
+/// would send a reset, which can destroy the response before the client reads it.
+async fn linger(c: &mut Client) {
+    if c.io.shutdown().await.is_err() {
+        return;
+    }
+    let until = Instant::now() + LINGER_TOTAL;
+    loop {
+        c.buf.clear();
+        if c.buf.capacity() < BUF {
+            c.buf.reserve(BUF);
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left.min(LINGER_IDLE), c.io.read_buf(&mut c.buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return,
+        }
+    }
 }
 
 thread_local! {

@@ -15,6 +15,7 @@ mod fast;
 mod fields;
 mod forwarded;
 pub(crate) mod server;
+mod stall;
 mod websocket;
 
 use std::sync::Arc;
@@ -310,19 +311,24 @@ async fn forward(
             out.headers_mut()
                 .insert(header::HOST, p.member.host_header.clone());
         }
-        let result = tokio::time::timeout(upstream.read_timeout, client.request(out)).await;
-        let (error, outcome) = match result {
-            Ok(Ok(r)) => {
+        // The client's connections bound connecting, writing and the wait for the head with
+        // the service's timeouts (its policy chose the client).
+        let (error, outcome) = match client.request(out).await {
+            Ok(r) => {
                 if let (Some(b), Some(p)) = (&upstream.balancer, &pick) {
                     b.report(p.index, Outcome::Status(r.status().as_u16()));
                 }
                 break (r, pick);
             }
-            Err(_) => (
-                ProxyError::new(ProxyErrorKind::UpstreamTimeout),
-                Outcome::Timeout,
-            ),
-            Ok(Err(e)) => {
+            Err(e) if portcullis_http::is_timeout(&e) => {
+                tracing::debug!(error = %e, upstream = %authority, attempt,
+                    "upstream timed out");
+                (
+                    ProxyError::new(ProxyErrorKind::UpstreamTimeout),
+                    Outcome::Timeout,
+                )
+            }
+            Err(e) => {
                 tracing::debug!(error = %e, upstream = %authority, attempt,
                     "upstream request failed");
                 (
@@ -335,9 +341,8 @@ async fn forward(
             b.report(p.index, outcome);
             tried.push(p.index);
         }
-        // Timeouts are not retried: each try would wait the full read timeout again.
-        if !error.retryable || error.kind == ProxyErrorKind::UpstreamTimeout || attempt >= attempts
-        {
+        // As nginx's `proxy_next_upstream error timeout`: failures and timeouts are retried.
+        if !error.retryable || attempt >= attempts {
             return Err((error, None));
         }
     };
@@ -355,6 +360,7 @@ async fn forward(
     let set_cookie = pick.as_mut().and_then(|p| p.set_cookie.take());
     shape_response(h, parts.version, started, sent, set_cookie);
     parts.version = Version::HTTP_11;
+    let body = stall::StallLimit::new(body, upstream.timeouts.read);
     let body = match pick {
         Some(p) => {
             // The target counts as busy (least-connections) until the body is done.
