@@ -191,6 +191,7 @@ impl Kind {
                 ("route", Kind::Route),
                 ("consumer", Kind::Consumer),
             ],
+            Kind::Upstream => &[("client_certificate", Kind::Certificate)],
             Kind::Target => &[("upstream", Kind::Upstream)],
             Kind::Sni => &[("certificate", Kind::Certificate)],
             _ => &[],

@@ -7,7 +7,8 @@
 //! on a fresh connection bounded by `timeout`. `http` sends `GET http_path` with `headers`;
 //! `https` does the same over TLS (SNI `https_sni`, else the target's host name; the
 //! certificate verified against the system's roots unless `https_verify_certificate` is
-//! false, a failed handshake counting as a TCP failure); `tcp` only connects.
+//! false, the upstream's `client_certificate` presented when the target asks for one, a
+//! failed handshake counting as a TCP failure); `tcp` only connects.
 //!
 //! Extension (not in Kong): a target that passive checks alone made unhealthy gets no
 //! traffic, so Kong never sees it recover without active checks. When the upstream has no
@@ -17,8 +18,9 @@
 //! good answers.
 //!
 //! Key decision: probers are compiled from the same snapshot as the routing table. Each
-//! upstream's prober is restarted only when its health-check settings or its target list
-//! change, so rebuilds caused by unrelated writes do not reset probe timers.
+//! upstream's prober is restarted only when its health-check settings, its target list or
+//! its client certificate (id and version) change, so rebuilds caused by unrelated writes
+//! do not reset probe timers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,7 +37,7 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::balancer::{Cause, HealthRegistry, Outcome, TargetState, Thresholds};
-use crate::entity::{Target, Upstream};
+use crate::entity::{Certificate, Target, Upstream};
 
 /// How a probe talks to a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +73,8 @@ fn seconds(v: &Value) -> Option<Duration> {
 }
 
 impl Settings {
-    fn from_upstream(u: &Upstream) -> Self {
+    /// The settings of `u`, whose client certificate (if any) is looked up in `certs`.
+    fn from_upstream(u: &Upstream, certs: &HashMap<Uuid, &Certificate>) -> Self {
         let a = &u.healthchecks["active"];
         let kind = match a["type"].as_str() {
             Some("tcp") => ProbeType::Tcp,
@@ -99,7 +102,7 @@ impl Settings {
             let verify = a["https_verify_certificate"].as_bool().unwrap_or(true);
             let mut config = portcullis_http::tls_client_config(&portcullis_http::UpstreamTls {
                 verify: verify.then(portcullis_http::Verify::default),
-                client_certificate: None,
+                client_certificate: client_certificate(u, certs),
             });
             config.alpn_protocols = vec![b"http/1.1".to_vec()];
             Arc::new(config)
@@ -131,6 +134,28 @@ impl Settings {
     }
 }
 
+/// The upstream's `client_certificate` as rustls keys; one that is missing or no longer
+/// loads is logged and none is presented.
+fn client_certificate(
+    u: &Upstream,
+    certs: &HashMap<Uuid, &Certificate>,
+) -> Option<Arc<rustls::sign::CertifiedKey>> {
+    let id = u.client_certificate?.id;
+    let Some(cert) = certs.get(&id) else {
+        tracing::error!(upstream = %u.id, certificate = %id,
+            "upstream names a client certificate that does not exist");
+        return None;
+    };
+    match cert.certified_keys() {
+        Ok((main, _)) => Some(main),
+        Err(e) => {
+            tracing::error!(upstream = %u.id, certificate = %id, error = %e,
+                "health check client certificate skipped");
+            None
+        }
+    }
+}
+
 /// A target as the prober sees it.
 #[derive(Debug, Clone)]
 struct Probed {
@@ -145,11 +170,13 @@ pub(crate) struct Checkers {
 }
 
 impl Checkers {
-    /// Starts, restarts or stops probers to match `upstreams` and `targets`.
+    /// Starts, restarts or stops probers to match `upstreams` and `targets` (and the
+    /// `certificates` the upstreams present).
     pub(crate) fn update(
         &self,
         upstreams: &[Upstream],
         targets: &[Target],
+        certificates: &[Certificate],
         registry: &HealthRegistry,
         passive_recovery: Option<Duration>,
     ) {
@@ -157,9 +184,10 @@ impl Checkers {
             Ok(r) => r,
             Err(poisoned) => poisoned.into_inner(),
         };
+        let certs: HashMap<Uuid, &Certificate> = certificates.iter().map(|c| (c.id, c)).collect();
         let mut wanted = HashMap::new();
         for u in upstreams {
-            let settings = Settings::from_upstream(u);
+            let settings = Settings::from_upstream(u, &certs);
             let recovery = passive_recovery.filter(|_| settings.unhealthy_interval.is_none());
             if settings.healthy_interval.is_none()
                 && settings.unhealthy_interval.is_none()
@@ -174,8 +202,12 @@ impl Checkers {
             own.sort_by(|a, b| a.target.cmp(&b.target));
             own.dedup_by(|a, b| a.target == b.target);
             let names: Vec<&str> = own.iter().map(|t| t.target.as_str()).collect();
+            // A new version of the client certificate restarts the prober with it.
+            let client = u
+                .client_certificate
+                .map(|fk| (fk.id, certs.get(&fk.id).map(|c| c.updated_at)));
             let fingerprint = format!(
-                "{}|{:?}|{:?}|{recovery:?}",
+                "{}|{:?}|{:?}|{recovery:?}|{client:?}",
                 u.healthchecks, names, u.host_header
             );
             let probed: Vec<Probed> = own

@@ -111,9 +111,14 @@ impl Inner {
         let certs: Vec<entity::Certificate> = self.store.all().await?;
         let snis: Vec<entity::Sni> = self.store.all().await?;
         let cas: Vec<entity::CaCertificate> = self.store.all().await?;
-        self.checkers
-            .update(&upstreams, &targets, &self.health, self.passive_recovery);
-        let clients = self.tls_clients.build(&services, &certs, &cas);
+        self.checkers.update(
+            &upstreams,
+            &targets,
+            &certs,
+            &self.health,
+            self.passive_recovery,
+        );
+        let clients = self.tls_clients.build(&services, &upstreams, &certs, &cas);
         let snapshot = table::Snapshot {
             services,
             routes,

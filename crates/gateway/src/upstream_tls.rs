@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use portcullis_http::{Timeouts, UpstreamClient, UpstreamTls, Verify};
 use uuid::Uuid;
 
-use crate::entity::{CaCertificate, Certificate, Service};
+use crate::entity::{CaCertificate, Certificate, ForeignKey, Service, Upstream};
 
 /// What decides how a service's upstream connections are made.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -27,7 +27,8 @@ struct Policy {
     /// The digests of `ca_certificates` (when verifying); an id that names no CA
     /// certificate is kept as `missing:{id}`, so it trusts nothing.
     cas: Vec<String>,
-    /// `client_certificate` and its version (`updated_at`).
+    /// The service's `client_certificate`, else its upstream's, and its version
+    /// (`updated_at`).
     client: Option<(Uuid, i64)>,
     /// The service's timeouts.
     timeouts: Timeouts,
@@ -59,10 +60,13 @@ impl TlsClients {
     pub(crate) fn build(
         &self,
         services: &[Service],
+        upstreams: &[Upstream],
         certificates: &[Certificate],
         ca_certificates: &[CaCertificate],
     ) -> HashMap<Uuid, UpstreamClient> {
         let certs: HashMap<Uuid, &Certificate> = certificates.iter().map(|c| (c.id, c)).collect();
+        let upstreams: HashMap<&str, &Upstream> =
+            upstreams.iter().map(|u| (u.name.as_str(), u)).collect();
         let cas: HashMap<String, &CaCertificate> = ca_certificates
             .iter()
             .map(|c| (c.id.to_string(), c))
@@ -74,7 +78,7 @@ impl TlsClients {
         let mut kept = HashMap::new();
         let mut out = HashMap::with_capacity(services.len());
         for s in services {
-            let policy = policy_of(s, &certs, &cas);
+            let policy = policy_of(s, client_certificate(s, &upstreams), &certs, &cas);
             let client = match &policy {
                 None => self.unverified.clone(),
                 Some(p) if *p == Policy::system() => self.verified.clone(),
@@ -110,17 +114,27 @@ impl Policy {
     }
 }
 
-/// The service's policy; `None` for Kong's defaults (no verification, no client certificate,
-/// 60 s timeouts).
+/// The certificate a service presents: its own `client_certificate`, else (Kong 2.2) for an
+/// `https` service the one of the upstream its host names.
+fn client_certificate(s: &Service, upstreams: &HashMap<&str, &Upstream>) -> Option<ForeignKey> {
+    s.client_certificate.or_else(|| {
+        if s.protocol != "https" {
+            return None;
+        }
+        upstreams.get(s.host.as_str())?.client_certificate
+    })
+}
+
+/// The service's policy, given the certificate it presents; `None` for Kong's defaults (no
+/// verification, no client certificate, 60 s timeouts).
 fn policy_of(
     s: &Service,
+    client: Option<ForeignKey>,
     certs: &HashMap<Uuid, &Certificate>,
     cas: &HashMap<String, &CaCertificate>,
 ) -> Option<Policy> {
     let verify = s.tls_verify == Some(true);
-    let client = s
-        .client_certificate
-        .map(|fk| (fk.id, certs.get(&fk.id).map_or(0, |c| c.updated_at)));
+    let client = client.map(|fk| (fk.id, certs.get(&fk.id).map_or(0, |c| c.updated_at)));
     let timeouts = s.timeouts();
     if !verify && client.is_none() && timeouts == Timeouts::default() {
         return None;
@@ -192,7 +206,7 @@ fn tls_of(
     let client_certificate = p.client.and_then(|(id, _)| {
         let Some(cert) = certs.get(&id) else {
             tracing::error!(service = %s.id, certificate = %id,
-                "service names a client certificate that does not exist");
+                "service or its upstream names a client certificate that does not exist");
             return None;
         };
         match cert.certified_keys() {

@@ -14,8 +14,8 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use portcullis_db::testing::TestDb;
-use portcullis_gateway::GatewayOptions;
 use portcullis_gateway::certificates::CertifiedPair;
+use portcullis_gateway::{Gateway, GatewayOptions};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use reqwest::Method;
 use rustls::pki_types::pem::PemObject;
@@ -76,9 +76,33 @@ impl Pki {
         Self { ca }
     }
 
+    /// A client certificate whose subject is `CN={name}`.
+    fn client(&self, name: &str) -> Leaf {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        let cert = params.signed_by(&key, &*self.ca).expect("client");
+        Leaf {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+            der: cert.der().to_vec(),
+        }
+    }
+
     /// A server config presenting `leaf` followed by `chain`, asking clients trusting
     /// `client_ca` (if any) for a certificate without requiring one.
     fn server(leaf: &Leaf, chain: &[&Pki], client_ca: Option<&Pki>) -> rustls::ServerConfig {
+        Self::server_with(leaf, chain, client_ca, false)
+    }
+
+    /// As [`Pki::server`], refusing clients without a certificate from `client_ca` when
+    /// `required`.
+    fn server_with(
+        leaf: &Leaf,
+        chain: &[&Pki],
+        client_ca: Option<&Pki>,
+        required: bool,
+    ) -> rustls::ServerConfig {
         let mut certs = vec![rustls::pki_types::CertificateDer::from(leaf.der.clone())];
         certs.extend(chain.iter().map(|p| p.ca.der().clone()));
         let key = PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).expect("key");
@@ -93,10 +117,13 @@ impl Pki {
                 let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                     Arc::new(roots),
                     provider,
-                )
-                .allow_unauthenticated()
-                .build()
-                .expect("client verifier");
+                );
+                let verifier = if required {
+                    verifier
+                } else {
+                    verifier.allow_unauthenticated()
+                };
+                let verifier = verifier.build().expect("client verifier");
                 builder.with_client_cert_verifier(verifier)
             }
             None => builder.with_no_client_auth(),
@@ -167,7 +194,10 @@ async fn get_h2(stream: TlsStream<TcpStream>, host: &str, path: &str) -> (u16, V
 }
 
 async fn stack(options: GatewayOptions) -> Stack {
-    let db = TestDb::sqlite().await;
+    stack_on(TestDb::sqlite().await, options).await
+}
+
+async fn stack_on(db: TestDb, options: GatewayOptions) -> Stack {
     db.migrate(&[portcullis_gateway::migrations()])
         .await
         .expect("migrate");
@@ -718,6 +748,406 @@ async fn https_active_health_checks_probe_over_tls() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(health("right-sni").await, "HEALTHY");
+}
+
+/// Stores `leaf` as a certificate; returns its id.
+async fn certificate(s: &Stack, leaf: &Leaf) -> Value {
+    let (st, cert) = s
+        .json(
+            Method::POST,
+            "/certificates",
+            json!({"cert": leaf.cert, "key": leaf.key}),
+        )
+        .await;
+    assert_eq!(st, 201, "{cert}");
+    cert["id"].clone()
+}
+
+/// Adds upstream `name` (plus `extra` fields) with `target` as its only target.
+async fn upstream_with_target(s: &Stack, name: &str, extra: Value, target: &str) {
+    let mut upstream = json!({"name": name});
+    upstream
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let (st, body) = s.json(Method::POST, "/upstreams", upstream).await;
+    assert_eq!(st, 201, "{body}");
+    let (st, body) = s
+        .json(
+            Method::POST,
+            &format!("/upstreams/{name}/targets"),
+            json!({"target": target}),
+        )
+        .await;
+    assert_eq!(st, 201, "{body}");
+}
+
+/// `GET /{path}` through the proxy.
+async fn proxied(s: &Stack, path: &str) -> (u16, Value) {
+    common::status_json(
+        s.http
+            .get(format!("{}/{path}", s.proxy))
+            .send()
+            .await
+            .expect("proxy"),
+    )
+    .await
+}
+
+/// Waits (at most 20 s) until `check` holds.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "never: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Kong 2.2: an upstream's `client_certificate` is presented to its targets when proxying an
+/// https service whose host names the upstream, unless the service has its own.
+#[tokio::test]
+async fn upstream_client_certificate_is_presented_to_its_targets() {
+    let servers = Pki::new();
+    let clients = Pki::new();
+    let server = Pki::server_with(&servers.leaf(&["localhost"]), &[], Some(&clients), true);
+    let up = tls_upstream_with(server).await;
+    let target = format!("localhost:{}", up.port());
+    let s = stack(GatewayOptions::default()).await;
+    let of_upstream = certificate(&s, &clients.client("upstream")).await;
+    let of_service = certificate(&s, &clients.client("service")).await;
+    upstream_with_target(
+        &s,
+        "with-cert.internal",
+        json!({"client_certificate": {"id": of_upstream}}),
+        &target,
+    )
+    .await;
+    upstream_with_target(&s, "no-cert.internal", json!({}), &target).await;
+    for (name, url, extra) in [
+        ("via-upstream", "https://with-cert.internal", json!({})),
+        (
+            "service-wins",
+            "https://with-cert.internal",
+            json!({"client_certificate": {"id": of_service}}),
+        ),
+        ("no-cert", "https://no-cert.internal", json!({})),
+    ] {
+        service_and_route(&s, name, url, extra, json!({})).await;
+    }
+    let (st, body) = proxied(&s, "via-upstream").await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["client"], "CN=upstream");
+    assert_eq!(body["sni"], "localhost");
+    // The service's own certificate takes precedence.
+    let (st, body) = proxied(&s, "service-wins").await;
+    assert_eq!((st, &body["client"]), (200, &json!("CN=service")), "{body}");
+    // The target requires a certificate: without one the handshake fails, Kong's 502.
+    assert_eq!(proxied(&s, "no-cert").await.0, 502);
+
+    // Changes apply with the table.
+    for (upstream, cert) in [
+        ("no-cert.internal", json!({"id": of_upstream})),
+        ("with-cert.internal", Value::Null),
+    ] {
+        let (st, body) = s
+            .json(
+                Method::PATCH,
+                &format!("/upstreams/{upstream}"),
+                json!({"client_certificate": cert}),
+            )
+            .await;
+        assert_eq!(st, 200, "{body}");
+    }
+    let (st, body) = proxied(&s, "no-cert").await;
+    assert_eq!(
+        (st, &body["client"]),
+        (200, &json!("CN=upstream")),
+        "{body}"
+    );
+    assert_eq!(proxied(&s, "via-upstream").await.0, 502);
+    let (st, body) = proxied(&s, "service-wins").await;
+    assert_eq!((st, &body["client"]), (200, &json!("CN=service")), "{body}");
+}
+
+/// `https` active health checks present the upstream's `client_certificate`: a target that
+/// requires one is healthy only with it, and a new certificate restarts the prober.
+#[tokio::test]
+async fn https_health_checks_present_the_upstream_client_certificate() {
+    let servers = Pki::new();
+    let clients = Pki::new();
+    let server = Pki::server_with(
+        &servers.leaf(&["localhost", "probe.test"]),
+        &[],
+        Some(&clients),
+        true,
+    );
+    let up = tls_upstream_with(server).await;
+    let target = format!("localhost:{}", up.port());
+    let s = stack(GatewayOptions {
+        passive_recovery: None,
+        ..GatewayOptions::default()
+    })
+    .await;
+    let prober = clients.client("prober");
+    let (st, cert) = s
+        .json(
+            Method::POST,
+            "/certificates",
+            json!({"cert": prober.cert, "key": prober.key}),
+        )
+        .await;
+    assert_eq!(st, 201, "{cert}");
+    let (id, created_at) = (cert["id"].clone(), cert["created_at"].as_i64().unwrap());
+    let checks = json!({"active": {
+        "type": "https",
+        "http_path": "/health",
+        "https_sni": "probe.test",
+        "https_verify_certificate": false,
+        "timeout": 1,
+        "healthy": {"interval": 0.1, "successes": 1},
+        "unhealthy": {"interval": 0.1, "http_failures": 1, "tcp_failures": 1,
+                      "http_statuses": [500]}
+    }});
+    upstream_with_target(
+        &s,
+        "with-cert",
+        json!({"healthchecks": checks, "client_certificate": {"id": id}}),
+        &target,
+    )
+    .await;
+    upstream_with_target(&s, "without", json!({"healthchecks": checks}), &target).await;
+    let health = |name: &'static str| {
+        let s = &s;
+        async move {
+            let (st, body) = s.get(&format!("/upstreams/{name}/health")).await;
+            assert_eq!(st, 200, "{body}");
+            body["data"][0]["health"].as_str().unwrap().to_string()
+        }
+    };
+    eventually("the probe without a certificate fails", || async {
+        health("without").await == "UNHEALTHY"
+    })
+    .await;
+    assert_eq!(health("with-cert").await, "HEALTHY");
+
+    // Given the certificate, the upstream's prober restarts with it and the target recovers.
+    let (st, body) = s
+        .json(
+            Method::PATCH,
+            "/upstreams/without",
+            json!({"client_certificate": {"id": id}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    eventually("the probe with the certificate succeeds", || async {
+        health("without").await == "HEALTHY"
+    })
+    .await;
+
+    // A new version of the certificate (`updated_at` is in seconds, so one second later),
+    // from a CA the target does not trust, restarts both probers with it.
+    eventually("a second passes", || async {
+        time::OffsetDateTime::now_utc().unix_timestamp() > created_at
+    })
+    .await;
+    let untrusted = Pki::new().client("untrusted");
+    let (st, body) = s
+        .json(
+            Method::PATCH,
+            &format!("/certificates/{}", id.as_str().unwrap()),
+            json!({"cert": untrusted.cert, "key": untrusted.key}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    eventually("the probes with the untrusted certificate fail", || async {
+        health("with-cert").await == "UNHEALTHY" && health("without").await == "UNHEALTHY"
+    })
+    .await;
+}
+
+/// The Admin API keeps an upstream's `client_certificate` as a foreign key, as a service's:
+/// shown as `{"id": …}`, a missing certificate refused, a certificate in use not deletable.
+async fn upstream_client_certificate_in_the_admin_api(db: TestDb) {
+    let s = stack_on(db, GatewayOptions::default()).await;
+    let cert = certificate(&s, &Pki::new().client("admin")).await;
+    let (st, body) = s
+        .json(
+            Method::POST,
+            "/upstreams",
+            json!({"name": "mtls.internal", "client_certificate": {"id": cert}}),
+        )
+        .await;
+    assert_eq!(st, 201, "{body}");
+    assert_eq!(body["client_certificate"], json!({"id": cert}));
+    let (st, body) = s.get("/upstreams/mtls.internal").await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["client_certificate"], json!({"id": cert}));
+    let (st, schema) = s.get("/schemas/upstreams").await;
+    assert_eq!(st, 200, "{schema}");
+    let field = schema["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|f| f.get("client_certificate"))
+        .expect("client_certificate in the schema");
+    assert_eq!(field["type"], "foreign");
+    assert_eq!(field["reference"], "certificates");
+
+    let missing = "00000000-0000-4000-8000-000000000001";
+    let refused = json!({
+        "code": 4,
+        "name": "foreign key violation",
+        "message": format!(
+            "the foreign key '{{id=\"{missing}\"}}' does not reference an existing 'certificates' entity."
+        ),
+        "fields": {"client_certificate": {"id": missing}},
+    });
+    let (st, body) = s
+        .json(
+            Method::POST,
+            "/upstreams",
+            json!({"name": "other.internal", "client_certificate": {"id": missing}}),
+        )
+        .await;
+    assert_eq!((st, body), (400, refused.clone()));
+    let (st, body) = s
+        .json(
+            Method::POST,
+            "/upstreams",
+            json!({"name": "other.internal"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{body}");
+    assert_eq!(body["client_certificate"], Value::Null);
+    let (st, body) = s
+        .json(
+            Method::PATCH,
+            "/upstreams/other.internal",
+            json!({"client_certificate": {"id": missing}}),
+        )
+        .await;
+    assert_eq!((st, body), (400, refused));
+    let (st, body) = s
+        .json(
+            Method::PATCH,
+            "/upstreams/other.internal",
+            json!({"client_certificate": {"id": cert}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["client_certificate"], json!({"id": cert}));
+    let (st, body) = s
+        .json(
+            Method::POST,
+            "/upstreams",
+            json!({"name": "bad.internal", "client_certificate": "not-an-id"}),
+        )
+        .await;
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(body["fields"]["client_certificate"], "expected a record");
+
+    // In use: the certificate cannot be deleted until no upstream names it.
+    let delete = || async {
+        common::status_json(
+            s.http
+                .delete(format!(
+                    "{}/certificates/{}",
+                    s.admin,
+                    cert.as_str().unwrap()
+                ))
+                .send()
+                .await
+                .expect("delete"),
+        )
+        .await
+    };
+    let (st, body) = delete().await;
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(body["code"], 4);
+    assert_eq!(
+        body["message"],
+        "an existing 'upstreams' entity references this 'certificates' entity"
+    );
+    for name in ["mtls.internal", "other.internal"] {
+        let (st, body) = s
+            .json(
+                Method::PATCH,
+                &format!("/upstreams/{name}"),
+                json!({"client_certificate": null}),
+            )
+            .await;
+        assert_eq!(st, 200, "{body}");
+    }
+    assert_eq!(delete().await.0, 204);
+}
+on_both!(
+    upstream_client_certificate_admin_api,
+    upstream_client_certificate_in_the_admin_api
+);
+
+/// DB-less: an upstream in `kong.yml` names its client certificate by id and presents it; an
+/// id the configuration does not declare is refused.
+#[tokio::test]
+async fn declarative_upstream_client_certificate() {
+    let servers = Pki::new();
+    let clients = Pki::new();
+    let server = Pki::server_with(&servers.leaf(&["localhost"]), &[], Some(&clients), true);
+    let up = tls_upstream_with(server).await;
+    let declared = clients.client("declared");
+    let id = "6f1c3a50-4d7e-4f55-9a0b-2c1d3e4f5a6b";
+    let config = |cert_id: &str| {
+        json!({
+            "_format_version": "3.0",
+            "certificates": [{"id": id, "cert": declared.cert, "key": declared.key}],
+            "upstreams": [{
+                "name": "declared.internal",
+                "client_certificate": {"id": cert_id},
+                "targets": [{"target": format!("localhost:{}", up.port())}],
+            }],
+            "services": [{
+                "name": "declared",
+                "url": "https://declared.internal",
+                "routes": [{"paths": ["/declared"]}],
+            }],
+        })
+    };
+    // JSON is YAML: the file is read as a `kong.yml`.
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("kong.yml");
+    std::fs::write(&file, config(id).to_string()).expect("write");
+    let gateway = Gateway::from_declarative(Some(&file), GatewayOptions::default())
+        .await
+        .expect("dbless gateway");
+    let s = common::serve_gateway(gateway, None).await;
+    let (st, body) = s.get("/upstreams/declared.internal").await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["client_certificate"], json!({"id": id}));
+    let (st, body) = proxied(&s, "declared").await;
+    assert_eq!(
+        (st, &body["client"]),
+        (200, &json!("CN=declared")),
+        "{body}"
+    );
+
+    let missing = "00000000-0000-4000-8000-000000000002";
+    let (st, body) = s.json(Method::POST, "/config", config(missing)).await;
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(body["code"], 14, "{body}");
+    let field = &body["fields"]["upstreams"][0]["client_certificate"];
+    assert!(
+        field
+            .as_str()
+            .is_some_and(|m| m.contains("could not find certificate") && m.contains(missing)),
+        "{body}"
+    );
+    assert_eq!(proxied(&s, "declared").await.0, 200, "the old config stays");
 }
 
 #[tokio::test]

@@ -84,7 +84,8 @@ pub struct Upstream {
     pub healthchecks: Value,
     /// Host header sent to targets.
     pub host_header: Option<String>,
-    /// Client certificate (certificates arrive with TLS support).
+    /// The certificate presented to the targets when they ask for one (mutual TLS), by
+    /// proxied `https` services without their own and by `https` active health checks.
     pub client_certificate: Option<super::ForeignKey>,
     /// Use the SRV name as the TLS SNI, default false.
     pub use_srv_name: bool,
@@ -101,12 +102,21 @@ super::stored!(
     crate::store::Table {
         name: "gateway_upstreams",
         entity: "upstreams",
-        columns: &["name"],
+        columns: &["name", "client_certificate_id"],
         unique: &[("name", Some("name"))],
         endpoint_key: Some("name"),
-        references: &[],
+        references: &[crate::store::Reference {
+            column: "client_certificate_id",
+            field: "client_certificate",
+            table: "gateway_certificates",
+            entity: "certificates",
+            cascade: false,
+        }],
     },
-    |e| vec![Some(e.name.clone())]
+    |e| vec![
+        Some(e.name.clone()),
+        e.client_certificate.map(|c| c.id.to_string())
+    ]
 );
 
 /// Kong's `healthchecks` defaults (notes §4.2).
@@ -356,12 +366,7 @@ impl super::Entity for Upstream {
                     .field("host_header", format!("invalid hostname: {h}"));
             }
         }
-        if input.raw("client_certificate").is_some() {
-            input.violations.field(
-                "client_certificate",
-                "certificates are not supported by this gateway yet",
-            );
-        }
+        let client_certificate = super::read_foreign(&mut input, "client_certificate");
         let use_srv_name = input.boolean("use_srv_name").unwrap_or(false);
         let tags = super::read_tags(&mut input);
         let violations = input.finish();
@@ -383,7 +388,7 @@ impl super::Entity for Upstream {
                 slots,
                 healthchecks,
                 host_header,
-                client_certificate: None,
+                client_certificate,
                 use_srv_name,
                 tags,
                 created_at,
