@@ -600,6 +600,26 @@ async fn within<T>(
         .map_err(|_| TryError::Timeout)
 }
 
+/// Writes all of `data`, waiting at most `limit` for the socket to take more (`Err(())` once
+/// it has passed). Usually the socket takes everything at once, and no timer is made.
+async fn write_within(
+    io: &mut TcpStream,
+    data: &[u8],
+    limit: Duration,
+) -> Result<io::Result<()>, ()> {
+    let done = match io.try_write(data) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Ok(Err(e)),
+    };
+    if done == data.len() {
+        return Ok(Ok(()));
+    }
+    tokio::time::timeout(limit, io.write_all(&data[done..]))
+        .await
+        .map_err(drop)
+}
+
 /// One try: a connection (pooled or new), the request head (`c.out`) and body sent, the
 /// response head read and the client's written into `c.out`. A pooled connection the
 /// upstream had closed is replaced by a new one when the request can be sent again; one
@@ -633,7 +653,8 @@ async fn exchange(
         let taken = body.take(&c.buf).map_err(|()| TryError::Client)?;
         c.out.extend_from_slice(&c.buf[..taken]);
         c.buf.advance(taken);
-        if let Err(e) = within(service.timeouts.write, up.io.write_all(&c.out)).await? {
+        let written = write_within(&mut up.io, &c.out, service.timeouts.write).await;
+        if let Err(e) = written.map_err(|()| TryError::Timeout)? {
             if reused && replayable {
                 fresh = true;
                 continue;
@@ -649,8 +670,9 @@ async fn exchange(
                 _ => return Err(TryError::Client),
             }
             let taken = body.take(&c.buf).map_err(|()| TryError::Client)?;
-            within(service.timeouts.write, up.io.write_all(&c.buf[..taken]))
-                .await?
+            write_within(&mut up.io, &c.buf[..taken], service.timeouts.write)
+                .await
+                .map_err(|()| TryError::Timeout)?
                 .map_err(stale)?;
             c.buf.advance(taken);
         }
@@ -799,7 +821,7 @@ fn write_response_head(
         fields.remove(&header::CONTENT_LENGTH);
     }
     out.clear();
-    let _ = write!(out, "HTTP/1.1 {status} {}\r\n", reason.unwrap_or(""));
+    write_status_line(out, status, reason.unwrap_or(""));
     fields.write(out);
     if !fields.contains(&header::DATE) {
         write_date(out);
@@ -870,7 +892,7 @@ async fn relay(
 
 /// Writes `data` to the client, which must take it within [`CLIENT_TIMEOUT`].
 async fn send(io: &mut TcpStream, data: &[u8]) -> Result<(), ()> {
-    match tokio::time::timeout(CLIENT_TIMEOUT, io.write_all(data)).await {
+    match write_within(io, data, CLIENT_TIMEOUT).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }
@@ -902,11 +924,10 @@ async fn answer_error(c: &mut Client, p: &Prepared, err: ProxyError, keep_alive:
     h.insert(X_KONG_REQUEST_ID.clone(), p.id_value.clone());
     c.out.clear();
     let status = parts.status;
-    let _ = write!(
-        c.out,
-        "HTTP/1.1 {} {}\r\n",
+    write_status_line(
+        &mut c.out,
         status.as_u16(),
-        status.canonical_reason().unwrap_or("")
+        status.canonical_reason().unwrap_or(""),
     );
     for (name, value) in h.iter() {
         c.out.extend_from_slice(name.as_str().as_bytes());
@@ -955,6 +976,16 @@ async fn linger(c: &mut Client) {
             _ => return,
         }
     }
+}
+
+/// Appends `HTTP/1.1 {status} {reason}\r\n` (a status has three digits, as `httparse` and
+/// `StatusCode` guarantee; the hot path avoids the formatting machinery).
+fn write_status_line(out: &mut Vec<u8>, status: u16, reason: &str) {
+    let digit = |d: u16| b'0' + u8::try_from(d % 10).unwrap_or(0);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(&[digit(status / 100), digit(status / 10), digit(status), b' ']);
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 thread_local! {
@@ -1180,6 +1211,18 @@ mod tests {
         assert_eq!(
             take_all(Framing::Chunked, &[b"3\r\nab"]).expect("valid"),
             (5, false)
+        );
+    }
+
+    #[test]
+    fn status_lines_are_written_without_formatting() {
+        let mut out = Vec::new();
+        write_status_line(&mut out, 200, "OK");
+        write_status_line(&mut out, 504, "Gateway Timeout");
+        write_status_line(&mut out, 101, "");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "HTTP/1.1 200 OK\r\nHTTP/1.1 504 Gateway Timeout\r\nHTTP/1.1 101 \r\n"
         );
     }
 

@@ -19,6 +19,8 @@ pub(super) trait Fields {
     fn append(&mut self, name: &HeaderName, value: HeaderValue);
     /// Removes every value of `name`.
     fn remove(&mut self, name: &HeaderName);
+    /// Removes every field whose name (as sent) satisfies `pred`, in one pass.
+    fn remove_where(&mut self, pred: impl Fn(&str) -> bool);
 
     /// The first value of `name` as text.
     fn first_str(&self, name: &HeaderName) -> Option<&str> {
@@ -49,6 +51,12 @@ impl Fields for HeaderMap {
     fn remove(&mut self, name: &HeaderName) {
         HeaderMap::remove(self, name);
     }
+    fn remove_where(&mut self, pred: impl Fn(&str) -> bool) {
+        let doomed: Vec<HeaderName> = self.keys().filter(|n| pred(n.as_str())).cloned().collect();
+        for name in doomed {
+            HeaderMap::remove(self, name);
+        }
+    }
 }
 
 /// A field name: as received, or one the gateway sets.
@@ -64,9 +72,11 @@ impl Name<'_> {
             Name::Known(n) => n.as_str(),
         }
     }
-    fn is(&self, name: &HeaderName) -> bool {
+    /// Whether this is `name`, whose text is `text` (looked up once per scan, not per
+    /// field): a received name in any case, a set one by equality (no text needed).
+    fn is(&self, name: &HeaderName, text: &str) -> bool {
         match self {
-            Name::Raw(s) => s.eq_ignore_ascii_case(name.as_str()),
+            Name::Raw(s) => s.len() == text.len() && s.eq_ignore_ascii_case(text),
             Name::Known(n) => n == name,
         }
     }
@@ -142,27 +152,30 @@ impl<'a> RawFields<'a> {
 
 impl Fields for RawFields<'_> {
     fn first(&self, name: &HeaderName) -> Option<&[u8]> {
+        let target = name.as_str();
         self.list
             .iter()
-            .find(|(n, _)| n.is(name))
+            .find(|(n, _)| n.is(name, target))
             .map(|(_, v)| v.as_bytes())
     }
     fn all<'s>(&'s self, name: &HeaderName) -> impl Iterator<Item = &'s [u8]> {
+        let target = name.as_str();
         self.list
             .iter()
-            .filter(move |(n, _)| n.is(name))
+            .filter(move |(n, _)| n.is(name, target))
             .map(|(_, v)| v.as_bytes())
     }
     fn any_name(&self, pred: impl Fn(&str) -> bool) -> bool {
         self.list.iter().any(|(n, _)| pred(n.as_str()))
     }
     fn set(&mut self, name: &HeaderName, value: HeaderValue) {
-        match self.list.iter().position(|(n, _)| n.is(name)) {
+        let target = name.as_str();
+        match self.list.iter().position(|(n, _)| n.is(name, target)) {
             Some(i) => {
                 self.list[i].1 = Value::Known(value);
                 let mut j = i + 1;
                 while j < self.list.len() {
-                    if self.list[j].0.is(name) {
+                    if self.list[j].0.is(name, target) {
                         self.list.remove(j);
                     } else {
                         j += 1;
@@ -179,23 +192,29 @@ impl Fields for RawFields<'_> {
             .push((Name::Known(name.clone()), Value::Known(value)));
     }
     fn remove(&mut self, name: &HeaderName) {
-        self.list.retain(|(n, _)| !n.is(name));
+        let target = name.as_str();
+        if self.list.iter().any(|(n, _)| n.is(name, target)) {
+            self.list.retain(|(n, _)| !n.is(name, target));
+        }
+    }
+    fn remove_where(&mut self, pred: impl Fn(&str) -> bool) {
+        self.list.retain(|(n, _)| !pred(n.as_str()));
     }
 }
 
 /// Whether `name` (any case) is one of the fixed hop-by-hop headers.
 fn is_hop_by_hop(name: &str) -> bool {
-    const HOPS: [&str; 8] = [
-        "connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "keep-alive",
-        "proxy-connection",
-        "proxy",
-    ];
-    HOPS.iter().any(|h| h.eq_ignore_ascii_case(name))
+    // By length first: most names are compared with nothing.
+    let candidates: &[&str] = match name.len() {
+        2 => &["te"],
+        5 => &["proxy"],
+        7 => &["trailer", "upgrade"],
+        10 => &["connection", "keep-alive"],
+        16 => &["proxy-connection"],
+        17 => &["transfer-encoding"],
+        _ => return false,
+    };
+    candidates.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
 /// Removes hop-by-hop headers, including those the `Connection` header names. One pass
@@ -205,25 +224,17 @@ pub(super) fn strip_hop_by_hop(h: &mut impl Fields) {
     if !h.any_name(is_hop_by_hop) {
         return;
     }
-    let named: Vec<HeaderName> = h
+    // Names the `Connection` header lists besides the fixed ones (usually none: it most
+    // often says `keep-alive` or `close`).
+    let named: Vec<String> = h
         .all(&header::CONNECTION)
         .filter_map(|v| std::str::from_utf8(v).ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && !is_hop_by_hop(n))
+        .map(str::to_ascii_lowercase)
         .collect();
-    static FIXED: [HeaderName; 8] = [
-        header::CONNECTION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-        HeaderName::from_static("proxy"),
-    ];
-    for n in named.iter().chain(FIXED.iter()) {
-        h.remove(n);
-    }
+    h.remove_where(|n| is_hop_by_hop(n) || named.iter().any(|t| t.eq_ignore_ascii_case(n)));
 }
 
 /// Appends `token` to the `Via` header (creating it when absent).

@@ -101,6 +101,8 @@ impl TrustedIps {
 pub(super) struct Forwarded {
     /// The client address (`X-Real-IP`, appended to `X-Forwarded-For`).
     pub client_ip: IpAddr,
+    /// `client_ip` as header text.
+    client_ip_value: HeaderValue,
     /// The peer is a trusted proxy: its `X-Forwarded-*` headers pass through.
     trusted: bool,
     /// The client used https, as far as Kong is concerned (the TLS listener, or a trusted
@@ -142,8 +144,15 @@ impl Forwarded {
         let port = from_client(&X_FORWARDED_PORT)
             .and_then(|p| p.parse().ok())
             .unwrap_or(conn.local_port);
+        // Usually the peer itself, whose text the connection made once.
+        let client_ip_value = if client_ip == peer {
+            conn.peer_ip.clone()
+        } else {
+            ip_header_value(client_ip)
+        };
         Self {
             client_ip,
+            client_ip_value,
             trusted,
             https,
             host_name,
@@ -154,19 +163,17 @@ impl Forwarded {
     /// Sets the forwarding headers on the upstream request `h` (the client's headers, edited
     /// in place). `path` is the request path, `stripped_prefix` what `strip_path` removed.
     pub fn apply<F: Fields>(&self, h: &mut F, path: &str, stripped_prefix: Option<&str>) {
-        let ip = HeaderValue::from_str(&self.client_ip.to_string()).ok();
+        let ip = &self.client_ip_value;
         let xff = match h.first_str(&X_FORWARDED_FOR) {
             Some(prev) if !prev.trim().is_empty() => {
                 HeaderValue::from_str(&format!("{prev}, {}", self.client_ip)).ok()
             }
-            _ => ip.clone(),
+            _ => Some(ip.clone()),
         };
         if let Some(v) = xff {
             h.set(&X_FORWARDED_FOR, v);
         }
-        if let Some(v) = ip {
-            h.set(&X_REAL_IP, v);
-        }
+        h.set(&X_REAL_IP, ip.clone());
         // A trusted proxy's own X-Forwarded-* values stand; everyone else's are replaced.
         let keep =
             |h: &F, name: &HeaderName| self.trusted && h.first(name).is_some_and(|v| !v.is_empty());
@@ -204,6 +211,12 @@ fn set(h: &mut impl Fields, name: &HeaderName, value: &str) {
 }
 
 /// An IPv4-mapped IPv6 peer (dual-stack listener) as the IPv4 address it is.
+/// `ip` (canonical: IPv4-mapped IPv6 as IPv4) as header text.
+pub(super) fn ip_header_value(ip: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&canonical(ip).to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),

@@ -29,6 +29,9 @@ use crate::Inner;
 pub(crate) struct ConnInfo {
     /// The peer's address.
     pub peer: SocketAddr,
+    /// The peer's IP address as header text (IPv4-mapped IPv6 shown as IPv4), made once per
+    /// connection for `X-Real-IP` and `X-Forwarded-For`.
+    pub peer_ip: http::HeaderValue,
     /// The port the client connected to (`X-Forwarded-Port`).
     pub local_port: u16,
     /// The connection is TLS: the scheme is `https`.
@@ -100,6 +103,7 @@ pub(crate) async fn serve(
         let _ = stream.set_nodelay(true);
         let mut info = ConnInfo {
             peer,
+            peer_ip: super::forwarded::ip_header_value(peer.ip()),
             local_port,
             tls: tls.is_some(),
             sni: None,
