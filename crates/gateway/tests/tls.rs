@@ -467,6 +467,52 @@ async fn https_upstreams_are_proxied_unverified_by_default() {
     assert_eq!(res.status().as_u16(), 502);
 }
 
+/// As Kong's `proxy_ssl_name $upstream_host`: the SNI sent to an https upstream is the name
+/// of the Host header sent upstream, so with `preserve_host` it is the client's host name
+/// (while the connection still goes to the service's address).
+#[tokio::test]
+async fn https_upstreams_get_the_preserved_host_as_sni() {
+    let s = stack(GatewayOptions::default()).await;
+    let up = tls_upstream().await;
+    service_and_route(
+        &s,
+        "kept",
+        &format!("https://localhost:{}", up.port()),
+        json!({}),
+        json!({"preserve_host": true}),
+    )
+    .await;
+    service_and_route(
+        &s,
+        "replaced",
+        &format!("https://localhost:{}", up.port()),
+        json!({}),
+        json!({}),
+    )
+    .await;
+    for (path, host, sni) in [
+        ("/kept/x", "App.Example.test:8000", "app.example.test"),
+        ("/kept/x", "127.0.0.1", "localhost"),
+        ("/replaced/x", "app.example.test", "localhost"),
+    ] {
+        let (st, body) = common::status_json(
+            s.http
+                .get(format!("{}{path}", s.proxy))
+                .header("host", host)
+                .send()
+                .await
+                .expect("proxy"),
+        )
+        .await;
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(
+            body["sni"].as_str().map(str::to_ascii_lowercase).as_deref(),
+            Some(sni),
+            "{host}: {body}"
+        );
+    }
+}
+
 /// Adds service `name` at `url` (plus `extra` fields) with a route on `/{name}` (plus
 /// `route` fields).
 async fn service_and_route(s: &Stack, name: &str, url: &str, extra: Value, route: Value) {

@@ -139,6 +139,26 @@ pub fn upstream_client_with(tls: &UpstreamTls, timeouts: Timeouts) -> UpstreamCl
     from_config(tls_client_config(tls), timeouts)
 }
 
+/// The TLS server name for a connection to `uri`: the URI's user-info when it carries one
+/// (`https://{server name}@{address}/`: the gateway's way to send the upstream Host's name
+/// as SNI while connecting to a target's address; the user-info never goes on the wire,
+/// since requests are sent in origin form), else its host.
+fn server_name(
+    uri: &http::Uri,
+) -> Result<rustls::pki_types::ServerName<'static>, rustls::pki_types::InvalidDnsNameError> {
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let name = match authority.rsplit_once('@') {
+        Some((name, _)) => name,
+        None => {
+            let host = uri.host().unwrap_or_default();
+            host.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host)
+        }
+    };
+    rustls::pki_types::ServerName::try_from(name.to_string())
+}
+
 /// Verifies as webpki does, then limits the number of intermediates on the path found.
 #[derive(Debug)]
 struct DepthLimited {
@@ -309,6 +329,7 @@ fn from_config(tls: rustls::ClientConfig, timeouts: Timeouts) -> UpstreamClient 
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
+        .with_server_name_resolver(server_name)
         .enable_http1()
         .wrap_connector(connector);
     Client::builder(TokioExecutor::new())

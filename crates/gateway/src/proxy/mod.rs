@@ -296,11 +296,8 @@ async fn forward(
         let authority = pick
             .as_ref()
             .map_or(upstream.authority.as_str(), |p| p.member.authority.as_str());
-        let uri = upstream_uri(scheme.clone(), authority, &path_and_query)
-            .ok_or_else(|| fail(ProxyErrorKind::UpstreamInvalid))?;
         let mut out = http::Request::new(body.take().unwrap_or_else(Body::empty));
         *out.method_mut() = method.clone();
-        *out.uri_mut() = uri;
         // The last permitted try takes the headers; earlier ones keep a copy for the next.
         *out.headers_mut() = if attempt < attempts {
             h.clone()
@@ -311,6 +308,18 @@ async fn forward(
             out.headers_mut()
                 .insert(header::HOST, p.member.host_header.clone());
         }
+        let sni = (scheme == http::uri::Scheme::HTTPS)
+            .then(|| tls_server_name(out.headers(), authority))
+            .flatten();
+        let uri = match sni {
+            Some(name) => upstream_uri(
+                scheme.clone(),
+                &format!("{name}@{authority}"),
+                &path_and_query,
+            ),
+            None => upstream_uri(scheme.clone(), authority, &path_and_query),
+        };
+        *out.uri_mut() = uri.ok_or_else(|| fail(ProxyErrorKind::UpstreamInvalid))?;
         // The client's connections bound connecting, writing and the wait for the head with
         // the service's timeouts (its policy chose the client).
         let (error, outcome) = match client.request(out).await {
@@ -384,6 +393,22 @@ fn upstream_uri(scheme: http::uri::Scheme, authority: &str, path_and_query: &str
         .path_and_query(path_and_query)
         .build()
         .ok()
+}
+
+/// The TLS server name for an https upstream when it is not `authority`'s host: as Kong's
+/// `proxy_ssl_name $upstream_host`, the name of the Host header sent upstream (the client's
+/// with `preserve_host`, an upstream's `host_header`), without its port. `None` when that
+/// is the authority's host anyway, or not a DNS name (an IP address gets no SNI).
+fn tls_server_name<'h>(headers: &'h HeaderMap, authority: &str) -> Option<&'h str> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let (name, _) = split_host_port(host);
+    let dns = !name.is_empty()
+        && name.parse::<std::net::IpAddr>().is_err()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    let (target, _) = split_host_port(authority);
+    (dns && !name.eq_ignore_ascii_case(target)).then_some(name)
 }
 
 /// A balanced try's target: one not tried yet if possible, else any healthy one.
