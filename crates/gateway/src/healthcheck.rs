@@ -134,26 +134,12 @@ impl Settings {
     }
 }
 
-/// The upstream's `client_certificate` as rustls keys; one that is missing or no longer
-/// loads is logged and none is presented.
+/// The upstream's `client_certificate` as rustls keys (see [`crate::upstream_tls::client_keys`]).
 fn client_certificate(
     u: &Upstream,
     certs: &HashMap<Uuid, &Certificate>,
 ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-    let id = u.client_certificate?.id;
-    let Some(cert) = certs.get(&id) else {
-        tracing::error!(upstream = %u.id, certificate = %id,
-            "upstream names a client certificate that does not exist");
-        return None;
-    };
-    match cert.certified_keys() {
-        Ok((main, _)) => Some(main),
-        Err(e) => {
-            tracing::error!(upstream = %u.id, certificate = %id, error = %e,
-                "health check client certificate skipped");
-            None
-        }
-    }
+    crate::upstream_tls::client_keys(certs, u.client_certificate?.id, "upstream", u.id)
 }
 
 /// A target as the prober sees it.

@@ -203,23 +203,35 @@ fn tls_of(
             max_depth: p.depth,
         }
     });
-    let client_certificate = p.client.and_then(|(id, _)| {
-        let Some(cert) = certs.get(&id) else {
-            tracing::error!(service = %s.id, certificate = %id,
-                "service or its upstream names a client certificate that does not exist");
-            return None;
-        };
-        match cert.certified_keys() {
-            Ok((main, _)) => Some(main),
-            Err(e) => {
-                tracing::error!(service = %s.id, certificate = %id, error = %e,
-                    "client certificate skipped");
-                None
-            }
-        }
-    });
+    let client_certificate = p
+        .client
+        .and_then(|(id, _)| client_keys(certs, id, "service", s.id));
     UpstreamTls {
         verify,
         client_certificate,
+    }
+}
+
+/// The rustls keys of certificate `id`, presented as a client certificate by `owner` (an
+/// entity kind, for the log) `owner_id`. One that is missing or no longer loads is logged,
+/// and none is presented.
+pub(crate) fn client_keys(
+    certs: &HashMap<Uuid, &Certificate>,
+    id: Uuid,
+    owner: &str,
+    owner_id: Uuid,
+) -> Option<Arc<rustls::sign::CertifiedKey>> {
+    let Some(cert) = certs.get(&id) else {
+        tracing::error!(owner, id = %owner_id, certificate = %id,
+            "client certificate does not exist");
+        return None;
+    };
+    match cert.certified_keys() {
+        Ok((main, _)) => Some(main),
+        Err(e) => {
+            tracing::error!(owner, id = %owner_id, certificate = %id, error = %e,
+                "client certificate skipped");
+            None
+        }
     }
 }

@@ -186,23 +186,31 @@ async fn read_timeout_bounds_each_read_not_the_whole_response() {
     up.cancel();
 }
 
+/// Connections it accepts, held open: an upstream that never reads and never answers.
+type Held = std::sync::Arc<tokio::sync::Mutex<Vec<TcpStream>>>;
+
+/// A listener that accepts connections and holds them (see [`Held`]).
+async fn mute() -> (SocketAddr, Held) {
+    let listener = portcullis_http::bind(common::local(), "mute")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let held = Held::default();
+    let keep = held.clone();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            keep.lock().await.push(conn);
+        }
+    });
+    (addr, held)
+}
+
 #[tokio::test]
 async fn read_timeouts_are_retried_on_another_target() {
     let s = start(TestDb::sqlite().await).await;
     let up = Shutdown::new();
     let good = common::echo_upstream(&up).await;
-    // Accepts and reads, never answers.
-    let silent = portcullis_http::bind(common::local(), "silent")
-        .await
-        .expect("bind");
-    let silent_addr = silent.local_addr().expect("addr");
-    let held = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::new()));
-    let keep = held.clone();
-    tokio::spawn(async move {
-        while let Ok((conn, _)) = silent.accept().await {
-            keep.lock().await.push(conn);
-        }
-    });
+    let (silent_addr, held) = mute().await;
     let (status, res) = s
         .json(Method::POST, "/upstreams", json!({"name": "pair"}))
         .await;
@@ -255,18 +263,8 @@ async fn read_timeouts_are_retried_on_another_target() {
 #[tokio::test]
 async fn write_timeout_answers_504_when_the_upstream_stops_reading() {
     let s = start(TestDb::sqlite().await).await;
-    // Accepts, never reads: once the socket buffers are full, writes wait.
-    let deaf = portcullis_http::bind(common::local(), "deaf")
-        .await
-        .expect("bind");
-    let addr = deaf.local_addr().expect("addr");
-    let held = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::new()));
-    let keep = held.clone();
-    tokio::spawn(async move {
-        while let Ok((conn, _)) = deaf.accept().await {
-            keep.lock().await.push(conn);
-        }
-    });
+    // Never reads: once the socket buffers are full, writes wait.
+    let (addr, _held) = mute().await;
     service(&s, "deaf", addr, json!({"write_timeout": 300})).await;
     const LEN: usize = 64 << 20;
     let conn = TcpStream::connect(s.proxy_addr).await.expect("connect");

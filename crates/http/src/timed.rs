@@ -177,6 +177,27 @@ impl<S> TimedIo<S> {
         )
     }
 
+    /// What a write's `polled` result becomes: a completed write restarts the wait for an
+    /// answer; a waiting one runs against the write limit.
+    fn after_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match polled {
+            Poll::Ready(result) => {
+                if result.is_ok() {
+                    self.wrote(cx)?;
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                self.write_pending(cx)?;
+                Poll::Pending
+            }
+        }
+    }
+
     fn write_pending(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         self.write
             .poll(cx, self.timeouts.write, "writing to the upstream timed out")
@@ -215,18 +236,8 @@ impl<S: Write + Unpin> Write for TimedIo<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.io).poll_write(cx, buf) {
-            Poll::Ready(result) => {
-                if result.is_ok() {
-                    this.wrote(cx)?;
-                }
-                Poll::Ready(result)
-            }
-            Poll::Pending => {
-                this.write_pending(cx)?;
-                Poll::Pending
-            }
-        }
+        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.after_write(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -235,18 +246,8 @@ impl<S: Write + Unpin> Write for TimedIo<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.io).poll_write_vectored(cx, bufs) {
-            Poll::Ready(result) => {
-                if result.is_ok() {
-                    this.wrote(cx)?;
-                }
-                Poll::Ready(result)
-            }
-            Poll::Pending => {
-                this.write_pending(cx)?;
-                Poll::Pending
-            }
-        }
+        let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.after_write(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
