@@ -18,7 +18,7 @@ pub use client::{
     TlsError, UpstreamClient, UpstreamTls, Verify, tls_client_config, upstream_client,
     upstream_client_trusting, upstream_client_unverified, upstream_client_with,
 };
-pub use timed::{Timeouts, is_timeout};
+pub use timed::{Deadline, Timeouts, is_timeout};
 
 /// Errors binding or serving a listener.
 #[derive(Debug, thiserror::Error)]

@@ -109,24 +109,25 @@ where
 pub struct TimedIo<S> {
     io: S,
     timeouts: Timeouts,
-    read: Timer,
-    write: Timer,
+    read: Deadline,
+    write: Deadline,
     /// A write happened and nothing has been read since.
     awaiting: bool,
 }
 
-/// A deadline for one direction: allocated when first needed, then reset.
+/// A deadline for one wait at a time (a direction of a connection, a body): the timer is
+/// allocated when first needed, then reset for each new wait.
 #[derive(Debug, Default)]
-struct Timer {
+pub struct Deadline {
     sleep: Option<Pin<Box<Sleep>>>,
     /// The deadline belongs to the current wait.
     armed: bool,
 }
 
-impl Timer {
+impl Deadline {
     /// Polls the deadline of the current wait, starting one of `limit` if none runs;
-    /// `Err` once it has passed.
-    fn poll(&mut self, cx: &mut Context<'_>, limit: Duration, what: &str) -> io::Result<()> {
+    /// `Err` (timed out, saying `what`) once it has passed.
+    pub fn poll(&mut self, cx: &mut Context<'_>, limit: Duration, what: &str) -> io::Result<()> {
         if !self.armed {
             self.armed = true;
             let deadline = Instant::now() + limit;
@@ -146,8 +147,8 @@ impl Timer {
         Ok(())
     }
 
-    /// The wait ended.
-    fn disarm(&mut self) {
+    /// The wait ended: the next [`Deadline::poll`] starts a new one.
+    pub fn disarm(&mut self) {
         self.armed = false;
     }
 }
@@ -157,8 +158,8 @@ impl<S> TimedIo<S> {
         Self {
             io,
             timeouts,
-            read: Timer::default(),
-            write: Timer::default(),
+            read: Deadline::default(),
+            write: Deadline::default(),
             awaiting: false,
         }
     }

@@ -1,14 +1,13 @@
 //! A bound on how long a streamed response body may stall (the hyper path's per-read
 //! `read_timeout`; the connection bounds the wait for the head, see `portcullis_http::timed`).
 
-use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
-use tokio::time::{Instant, Sleep};
+use portcullis_http::Deadline;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -17,9 +16,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(super) struct StallLimit<B> {
     inner: B,
     limit: Duration,
-    timer: Option<Pin<Box<Sleep>>>,
-    /// The timer runs for the current wait.
-    waiting: bool,
+    deadline: Deadline,
 }
 
 impl<B> StallLimit<B> {
@@ -27,8 +24,7 @@ impl<B> StallLimit<B> {
         Self {
             inner,
             limit,
-            timer: None,
-            waiting: false,
+            deadline: Deadline::default(),
         }
     }
 }
@@ -47,29 +43,21 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
-            this.waiting = false;
+            this.deadline.disarm();
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        if !this.waiting {
-            this.waiting = true;
-            let deadline = Instant::now() + this.limit;
-            match &mut this.timer {
-                Some(timer) => timer.as_mut().reset(deadline),
-                None => this.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        let limit = this.limit;
+        match this.deadline.poll(
+            cx,
+            limit,
+            "reading the response body from the upstream timed out",
+        ) {
+            Ok(()) => Poll::Pending,
+            Err(e) => {
+                tracing::debug!("upstream response body stalled past read_timeout");
+                Poll::Ready(Some(Err(Box::new(e))))
             }
         }
-        let stalled = this
-            .timer
-            .as_mut()
-            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
-        if !stalled {
-            return Poll::Pending;
-        }
-        tracing::debug!("upstream response body stalled past read_timeout");
-        Poll::Ready(Some(Err(Box::new(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "reading the response body from the upstream timed out",
-        )))))
     }
 
     fn is_end_stream(&self) -> bool {
