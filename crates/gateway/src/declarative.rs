@@ -185,6 +185,7 @@ impl Kind {
     /// The reference fields entities of this kind may hold.
     fn references(self) -> &'static [(&'static str, Kind)] {
         match self {
+            Kind::Service => &[("client_certificate", Kind::Certificate)],
             Kind::Route => &[("service", Kind::Service)],
             Kind::Plugin => &[
                 ("service", Kind::Service),

@@ -1139,7 +1139,7 @@ on_both!(
 );
 
 /// DB-less: an upstream in `kong.yml` names its client certificate by id and presents it; an
-/// id the configuration does not declare is refused.
+/// id the configuration does not declare is refused, for upstreams and services alike.
 #[tokio::test]
 async fn declarative_upstream_client_certificate() {
     let servers = Pki::new();
@@ -1194,6 +1194,24 @@ async fn declarative_upstream_client_certificate() {
         "{body}"
     );
     assert_eq!(proxied(&s, "declared").await.0, 200, "the old config stays");
+
+    // A service's `client_certificate` must name a declared certificate too.
+    let mut bad = config(id);
+    bad["services"][0]["client_certificate"] = json!({"id": missing});
+    let (st, body) = s.json(Method::POST, "/config", bad).await;
+    assert_eq!(st, 400, "{body}");
+    let field = &body["fields"]["services"][0]["client_certificate"];
+    assert!(
+        field
+            .as_str()
+            .is_some_and(|m| m.contains("could not find certificate") && m.contains(missing)),
+        "{body}"
+    );
+    let mut good = config(id);
+    good["services"][0]["client_certificate"] = json!({"id": id});
+    let (st, body) = s.json(Method::POST, "/config", good).await;
+    assert!(st == 200 || st == 201, "{body}");
+    assert_eq!(proxied(&s, "declared").await.0, 200);
 }
 
 #[tokio::test]
