@@ -220,9 +220,11 @@ impl<S: Read + Unpin> Read for TimedIo<S> {
                 Poll::Ready(result)
             }
             Poll::Pending if this.awaiting => {
-                let limit = this.timeouts.read;
-                this.read
-                    .poll(cx, limit, "reading from the upstream timed out")?;
+                this.read.poll(
+                    cx,
+                    this.timeouts.read,
+                    "reading from the upstream timed out",
+                )?;
                 Poll::Pending
             }
             Poll::Pending => Poll::Pending,

@@ -46,10 +46,9 @@ where
             this.deadline.disarm();
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        let limit = this.limit;
         match this.deadline.poll(
             cx,
-            limit,
+            this.limit,
             "reading the response body from the upstream timed out",
         ) {
             Ok(()) => Poll::Pending,
