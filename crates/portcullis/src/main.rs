@@ -11,15 +11,28 @@ use portcullis::cli::Cli;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The async runtime for `worker_threads` (default: one per CPU). With one worker thread,
+/// tokio's current-thread runtime: every task runs on the main thread, as in an nginx
+/// worker, without the work-stealing scheduler's cross-thread bookkeeping (measured in
+/// docs/performance.md); otherwise the multi-thread runtime.
+fn runtime(worker_threads: Option<usize>) -> tokio::runtime::Builder {
+    let mut builder = match worker_threads {
+        Some(0 | 1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder.enable_all();
+    builder
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     portcullis::logging::init(&cli.log);
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all();
-    if let Some(n) = cli.worker_threads {
-        runtime.worker_threads(n.max(1));
-    }
-    let runtime = match runtime.build() {
+    let runtime = match runtime(cli.worker_threads).build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -352,7 +352,8 @@ impl<T> Router<T> {
     /// The highest-ranked route matching `req`, with the upstream path computed.
     pub fn find(&self, req: &RequestHead<'_>) -> Option<Match<'_, T>> {
         let path = normalize(req.path);
-        let host = req.host.map(split_host);
+        // Split (and lowercased) only once a route with `hosts` asks.
+        let host = std::cell::OnceCell::new();
         let sni = req
             .sni
             .map(|n| n.trim_end_matches('.').to_ascii_lowercase());
@@ -363,7 +364,9 @@ impl<T> Router<T> {
             }
             let rules = &self.hosts[m.route];
             if !rules.is_empty() {
-                let Some((name, _)) = &host else { continue };
+                let Some((name, _)) = host.get_or_init(|| req.host.map(split_host)) else {
+                    continue;
+                };
                 if !rules.iter().any(|r| r.matches(name, req.port)) {
                     continue;
                 }

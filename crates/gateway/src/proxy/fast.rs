@@ -33,12 +33,12 @@ use portcullis_router::HeaderSource;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::fields::{Fields, RawFields, strip_hop_by_hop};
+use super::fields::{Fields, RawFields, bit, header_line, strip_hop_by_hop};
 use super::server::ConnInfo;
 use super::{
     ProxyError, ProxyErrorKind, RequestEdits, RequestId, X_KONG_REQUEST_ID,
     X_KONG_RESPONSE_LATENCY, decide, forwarded, pick_target, set_ms_between, shape_request,
-    shape_response,
+    shape_response, write_shaped_request, write_shaped_response,
 };
 use crate::Inner;
 use crate::balancer::{HashContext, Outcome, RequestKey};
@@ -296,40 +296,49 @@ fn prepare(inner: &Inner, buf: &[u8], info: &ConnInfo, out: &mut Vec<u8>) -> Par
             .first(&n)
             .and_then(|v| HeaderValue::from_bytes(v).ok())
     });
-    let set_host = shape_request(
-        &mut fields,
-        &RequestEdits {
-            preserve_host: decision.target.preserve_host,
-            forwarded: &forwarded,
-            path,
-            stripped_prefix: decision.stripped_prefix.as_deref(),
-            version: Version::HTTP_11,
-            request_id: &id_value,
-            upgrade: None,
-        },
-    );
-    if set_host {
-        fields.remove(&header::HOST);
-    }
-    let balance = upstream.balancer.as_ref().map(|_| {
-        let mut headers = fields.to_header_map();
-        if set_host {
-            headers.insert(header::HOST, upstream.host_header.clone());
-        }
-        Balance {
-            headers,
-            path: path.to_string(),
-            query: query.map(str::to_string),
-            captures: decision.captures,
-            client_ip: forwarded.client_ip,
-        }
-    });
+    let edits = RequestEdits {
+        preserve_host: decision.target.preserve_host,
+        forwarded: &forwarded,
+        path,
+        stripped_prefix: decision.stripped_prefix.as_deref(),
+        version: Version::HTTP_11,
+        request_id: &id_value,
+        upgrade: None,
+    };
     out.clear();
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(decision.path_and_query.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    fields.write(out);
+    // Balancers hash on the edited headers, so balanced services take the general rules.
+    let direct = match upstream.balancer {
+        None => write_shaped_request(&fields, &edits, out),
+        Some(_) => None,
+    };
+    let (set_host, balance) = match direct {
+        Some(set_host) => (set_host, None),
+        None => {
+            let set_host = shape_request(&mut fields, &edits);
+            if set_host {
+                fields.remove(&header::HOST);
+            }
+            fields.write(out);
+            let balance = upstream.balancer.as_ref().map(|_| {
+                let mut headers = fields.to_header_map();
+                if set_host {
+                    headers.insert(header::HOST, upstream.host_header.clone());
+                }
+                Balance {
+                    headers,
+                    path: path.to_string(),
+                    query: query.map(str::to_string),
+                    captures: decision.captures,
+                    client_ip: forwarded.client_ip,
+                }
+            });
+            (set_host, balance)
+        }
+    };
     if body == Framing::Chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
@@ -525,9 +534,14 @@ struct Idle {
     since: Instant,
 }
 
+/// Idle upstream connections by `host:port`. The keys come from the configuration, not
+/// from clients, so a fast unkeyed hash serves (SipHash cost more than the rest of a pool
+/// lookup).
+type Pool = HashMap<String, Vec<Idle>, foldhash::fast::FixedState>;
+
 thread_local! {
-    /// Idle upstream connections of this worker thread, by `host:port`.
-    static POOL: RefCell<HashMap<String, Vec<Idle>>> = RefCell::new(HashMap::new());
+    /// Idle upstream connections of this worker thread.
+    static POOL: RefCell<Pool> = RefCell::new(Pool::default());
 }
 
 fn pool_take(authority: &str) -> Option<Upstream> {
@@ -801,28 +815,31 @@ fn write_response_head(
             .and_then(|s| s.canonical_reason())
     });
     let mut fields = RawFields::new(&*res.headers);
-    strip_hop_by_hop(&mut fields);
     let version = if version == 0 {
         Version::HTTP_10
     } else {
         Version::HTTP_11
     };
-    shape_response(
-        &mut fields,
-        version,
-        p.started,
-        shaping.sent,
-        shaping.set_cookie.clone(),
-    );
-    fields.set(&X_KONG_REQUEST_ID, p.id_value.clone());
+    // The client gets chunked framing only (a length beside it would be ambiguous).
     let chunked = matches!(framing, Framing::Chunked | Framing::Close);
-    if chunked {
-        // The client gets chunked framing only (a length beside it would be ambiguous).
-        fields.remove(&header::CONTENT_LENGTH);
-    }
     out.clear();
     write_status_line(out, status, reason.unwrap_or(""));
-    fields.write(out);
+    let skip = if chunked { bit::CONTENT_LENGTH } else { 0 };
+    let (started, sent) = (p.started, shaping.sent);
+    let set_cookie = shaping.set_cookie.as_ref();
+    let id_editable = !fields.holds(bit::X_KONG_REQUEST_ID);
+    if id_editable && write_shaped_response(&fields, skip, version, started, sent, set_cookie, out)
+    {
+        header_line(out, X_KONG_REQUEST_ID.as_str(), p.id_value.as_bytes());
+    } else {
+        strip_hop_by_hop(&mut fields);
+        shape_response(&mut fields, version, started, sent, set_cookie.cloned());
+        fields.set(&X_KONG_REQUEST_ID, p.id_value.clone());
+        if chunked {
+            fields.remove(&header::CONTENT_LENGTH);
+        }
+        fields.write(out);
+    }
     if !fields.contains(&header::DATE) {
         write_date(out);
     }

@@ -8,7 +8,7 @@ use http::HeaderValue;
 use http::header::HeaderName;
 use ipnet::IpNet;
 
-use super::fields::Fields;
+use super::fields::{Fields, header_line, is_sendable};
 use super::server::ConnInfo;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -197,6 +197,40 @@ impl Forwarded {
                 Some(prefix) => set(h, &X_FORWARDED_PREFIX, prefix),
                 None => h.remove(&X_FORWARDED_PREFIX),
             }
+        }
+    }
+}
+
+impl Forwarded {
+    /// Whether the peer is a trusted proxy (whose forwarding headers [`Forwarded::apply`]
+    /// reads).
+    pub fn trusted(&self) -> bool {
+        self.trusted
+    }
+
+    /// What [`Forwarded::apply`] sets on a request that carries none of these headers from
+    /// an untrusted peer, appended to `out` as header lines in the same order.
+    pub fn write_new(&self, out: &mut Vec<u8>, path: &str, stripped_prefix: Option<&str>) {
+        debug_assert!(!self.trusted);
+        let ip = self.client_ip_value.as_bytes();
+        header_line(out, X_FORWARDED_FOR.as_str(), ip);
+        header_line(out, X_REAL_IP.as_str(), ip);
+        let proto: &[u8] = if self.https { b"https" } else { b"http" };
+        header_line(out, X_FORWARDED_PROTO.as_str(), proto);
+        if is_sendable(&self.host_name) {
+            header_line(out, X_FORWARDED_HOST.as_str(), self.host_name.as_bytes());
+        }
+        let mut port = itoa::Buffer::new();
+        header_line(
+            out,
+            X_FORWARDED_PORT.as_str(),
+            port.format(self.port).as_bytes(),
+        );
+        if is_sendable(path) {
+            header_line(out, X_FORWARDED_PATH.as_str(), path.as_bytes());
+        }
+        if let Some(prefix) = stripped_prefix.filter(|p| is_sendable(p)) {
+            header_line(out, X_FORWARDED_PREFIX.as_str(), prefix.as_bytes());
         }
     }
 }

@@ -472,6 +472,80 @@ fn shape_response(
     }
 }
 
+/// The headers [`shape_request`] reads or replaces besides `Host`, as [`fields::bit`]s.
+const REQUEST_EDITED: u32 = fields::HOP_BY_HOP
+    | fields::bit::X_FORWARDED_FOR
+    | fields::bit::X_FORWARDED_PROTO
+    | fields::bit::X_FORWARDED_HOST
+    | fields::bit::X_FORWARDED_PORT
+    | fields::bit::X_FORWARDED_PATH
+    | fields::bit::X_FORWARDED_PREFIX
+    | fields::bit::X_REAL_IP
+    | fields::bit::VIA
+    | fields::bit::X_KONG_REQUEST_ID;
+
+/// [`shape_request`] for the fast path's common case, written straight into `out` instead
+/// of edited into a field list: a request from an untrusted peer that carries none of the
+/// headers the rules read or replace (`REQUEST_EDITED`) keeps its fields, less `Host` when
+/// the gateway sets it, followed by the ones the rules add, in their order. Returns whether
+/// the gateway sets Host, or `None` (and writes nothing) when the request needs the rules
+/// themselves. The hot path's headers are measured in docs/performance.md.
+fn write_shaped_request(
+    raw: &fields::RawFields<'_>,
+    e: &RequestEdits<'_>,
+    out: &mut Vec<u8>,
+) -> Option<bool> {
+    if raw.holds(REQUEST_EDITED) || e.forwarded.trusted() || e.upgrade.is_some() {
+        return None;
+    }
+    let set_host = !e.preserve_host || !raw.holds(fields::bit::HOST);
+    raw.write_except(out, if set_host { fields::bit::HOST } else { 0 });
+    e.forwarded.write_new(out, e.path, e.stripped_prefix);
+    fields::header_line(out, header::VIA.as_str(), via_token(e.version).as_bytes());
+    fields::header_line(out, X_KONG_REQUEST_ID.as_str(), e.request_id.as_bytes());
+    Some(set_host)
+}
+
+/// The headers [`shape_response`] reads or replaces besides `Server`, as [`fields::bit`]s.
+const RESPONSE_EDITED: u32 =
+    fields::bit::VIA | fields::bit::X_KONG_UPSTREAM_LATENCY | fields::bit::X_KONG_PROXY_LATENCY;
+
+/// [`strip_hop_by_hop`] and [`shape_response`] for the fast path's common case, written
+/// straight into `out`: a response that carries none of `RESPONSE_EDITED` and whose
+/// `Connection` names only hop-by-hop headers keeps its other fields (less those in
+/// `skip`), followed by the ones the rules add, in their order. Returns `false` (and writes
+/// nothing) when the response needs the rules themselves.
+fn write_shaped_response(
+    raw: &fields::RawFields<'_>,
+    skip: u32,
+    version: Version,
+    started: Instant,
+    sent: Instant,
+    set_cookie: Option<&HeaderValue>,
+    out: &mut Vec<u8>,
+) -> bool {
+    if raw.holds(RESPONSE_EDITED) || !raw.connection_names_only_hop_by_hop() {
+        return false;
+    }
+    raw.write_except(out, fields::HOP_BY_HOP | skip);
+    fields::header_line(out, header::VIA.as_str(), via_token(version).as_bytes());
+    if !raw.holds(fields::bit::SERVER) {
+        fields::header_line(out, header::SERVER.as_str(), error::SERVER.as_bytes());
+    }
+    let now = Instant::now();
+    let mut ms = itoa::Buffer::new();
+    let mut latency = |name: &HeaderName, from: Instant, to: Instant| {
+        let value = ms.format(to.saturating_duration_since(from).as_millis());
+        fields::header_line(out, name.as_str(), value.as_bytes());
+    };
+    latency(&X_KONG_UPSTREAM_LATENCY, sent, now);
+    latency(&X_KONG_PROXY_LATENCY, started, sent);
+    if let Some(cookie) = set_cookie {
+        fields::header_line(out, header::SET_COOKIE.as_str(), cookie.as_bytes());
+    }
+    true
+}
+
 fn set_ms_between(h: &mut impl Fields, name: &HeaderName, from: Instant, to: Instant) {
     let ms = to.saturating_duration_since(from).as_millis();
     h.set(
@@ -517,6 +591,187 @@ mod tests {
         assert_eq!(a.as_str().len(), 32);
         assert!(a.as_str().bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a.as_str(), b.as_str());
+    }
+
+    /// A message head's fields as (name, value) pairs.
+    type Head<'a> = &'a [(&'a str, &'a str)];
+
+    fn parsed<'a>(head: Head<'a>) -> Vec<httparse::Header<'a>> {
+        head.iter()
+            .map(|(name, value)| httparse::Header {
+                name,
+                value: value.as_bytes(),
+            })
+            .collect()
+    }
+
+    fn conn(peer: &str) -> ConnInfo {
+        let peer: std::net::SocketAddr = peer.parse().expect("address");
+        ConnInfo {
+            peer,
+            peer_ip: forwarded::ip_header_value(peer.ip()),
+            local_port: 8000,
+            tls: false,
+            sni: None,
+        }
+    }
+
+    /// The fast path's direct writing of the upstream request's headers gives the same
+    /// bytes as the shared rules, and declines every request it cannot shape.
+    #[test]
+    fn direct_request_shaping_matches_the_rules() {
+        let trusted = TrustedIps::parse("10.0.0.0/8", "X-Real-IP", false).expect("parses");
+        let cases: [(Head<'_>, bool, Option<&str>, &str, bool); 10] = [
+            (&[("Host", "Example.com:8000")], false, None, "/hello", true),
+            (&[("Host", "a"), ("Accept", "*/*")], true, None, "/p", true),
+            (&[("Accept", "*/*")], true, Some("/api"), "/api/x", true),
+            (
+                &[("HOST", "b"), ("X-Other", "1")],
+                false,
+                Some("/"),
+                "/x?y",
+                true,
+            ),
+            (&[("Host", "h\u{e9}")], false, Some(""), "", true),
+            (&[("Host", "a\u{7f}b")], false, None, "/", true),
+            (
+                &[("Host", "a"), ("X-Forwarded-For", "1.2.3.4")],
+                false,
+                None,
+                "/",
+                false,
+            ),
+            (
+                &[("Host", "a"), ("Connection", "keep-alive")],
+                false,
+                None,
+                "/",
+                false,
+            ),
+            (&[("Host", "a"), ("via", "1.0 x")], false, None, "/", false),
+            (
+                &[("Host", "a"), ("X-Kong-Request-Id", "x")],
+                false,
+                None,
+                "/",
+                false,
+            ),
+        ];
+        let id = HeaderValue::from_static("0123456789abcdef0123456789abcdef");
+        for (peer, trust) in [
+            ("127.0.0.1:5", &TrustedIps::default()),
+            ("10.1.1.1:5", &trusted),
+        ] {
+            let info = conn(peer);
+            for (head, preserve_host, stripped_prefix, path, shapeable) in cases {
+                let headers = parsed(head);
+                let mut raw = fields::RawFields::new(&headers);
+                let host = raw.first_str(&header::HOST);
+                let forwarded = forwarded::Forwarded::compute(trust, &raw, host, &info);
+                let edits = RequestEdits {
+                    preserve_host,
+                    forwarded: &forwarded,
+                    path,
+                    stripped_prefix,
+                    version: Version::HTTP_11,
+                    request_id: &id,
+                    upgrade: None,
+                };
+                let mut direct = Vec::new();
+                let direct_host = write_shaped_request(&raw, &edits, &mut direct);
+                if !shapeable || forwarded.trusted() {
+                    assert_eq!(direct_host, None, "{head:?} from {peer}");
+                    assert!(direct.is_empty());
+                    continue;
+                }
+                let set_host = shape_request(&mut raw, &edits);
+                if set_host {
+                    raw.remove(&header::HOST);
+                }
+                let mut rules = Vec::new();
+                raw.write(&mut rules);
+                assert_eq!(direct_host, Some(set_host), "{head:?}");
+                assert_eq!(
+                    String::from_utf8_lossy(&direct),
+                    String::from_utf8_lossy(&rules),
+                    "{head:?}"
+                );
+            }
+        }
+    }
+
+    /// The same for the client's response head.
+    #[test]
+    fn direct_response_shaping_matches_the_rules() {
+        let cases: [(Head<'_>, u32, bool); 8] = [
+            (
+                &[
+                    ("Server", "nginx"),
+                    ("Date", "d"),
+                    ("Content-Length", "5"),
+                    ("Connection", "keep-alive"),
+                ],
+                0,
+                true,
+            ),
+            (
+                &[("Content-Length", "5"), ("Keep-Alive", "timeout=5")],
+                fields::bit::CONTENT_LENGTH,
+                true,
+            ),
+            (
+                &[("Connection", "close, TE"), ("TE", "x"), ("X-A", "1")],
+                0,
+                true,
+            ),
+            (&[], 0, true),
+            (&[("Connection", "X-Secret"), ("X-Secret", "1")], 0, false),
+            (&[("Connection", "close"), ("Close", "1")], 0, false),
+            (&[("Via", "1.1 up")], 0, false),
+            (&[("X-Kong-Upstream-Latency", "3")], 0, false),
+        ];
+        let sent = Instant::now() + std::time::Duration::from_secs(3600);
+        let started = sent - std::time::Duration::from_millis(1234);
+        let cookie = HeaderValue::from_static("route=1");
+        for (head, skip, shapeable) in cases {
+            for set_cookie in [None, Some(&cookie)] {
+                let headers = parsed(head);
+                let mut raw = fields::RawFields::new(&headers);
+                let mut direct = Vec::new();
+                let wrote = write_shaped_response(
+                    &raw,
+                    skip,
+                    Version::HTTP_11,
+                    started,
+                    sent,
+                    set_cookie,
+                    &mut direct,
+                );
+                assert_eq!(wrote, shapeable, "{head:?}");
+                if !shapeable {
+                    assert!(direct.is_empty());
+                    continue;
+                }
+                strip_hop_by_hop(&mut raw);
+                shape_response(
+                    &mut raw,
+                    Version::HTTP_11,
+                    started,
+                    sent,
+                    set_cookie.cloned(),
+                );
+                if skip != 0 {
+                    raw.remove(&header::CONTENT_LENGTH);
+                }
+                let mut rules = Vec::new();
+                raw.write(&mut rules);
+                assert_eq!(
+                    String::from_utf8_lossy(&direct),
+                    String::from_utf8_lossy(&rules),
+                    "{head:?}"
+                );
+            }
+        }
     }
 
     #[test]
