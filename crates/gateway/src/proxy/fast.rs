@@ -32,6 +32,8 @@ use portcullis_http::Shutdown;
 use portcullis_router::HeaderSource;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::fields::{Fields, RawFields, bit, header_line, strip_hop_by_hop};
 use super::server::ConnInfo;
@@ -114,12 +116,56 @@ impl AsyncWrite for Rewind {
     }
 }
 
-/// A client connection: its socket, what has been read and not used yet, and the buffer
-/// heads are written into.
+/// A client connection: its socket, what has been read and not used yet, the buffer heads
+/// are written into, and what its waits race against.
 struct Client {
     io: TcpStream,
     buf: BytesMut,
     out: Vec<u8>,
+    timer: Timer,
+    /// The proxy's shutdown, waited for between requests (one waiter per connection).
+    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+/// A connection's timer for its waits, one at a time: each wait sets when it expires, and
+/// the underlying tokio timer is moved only when it would fire too late; firing early just
+/// re-arms it. With the usual limits no wait registers a timer of its own (registering and
+/// clearing one per wait cost more than the rest of a keep-alive exchange, measured in
+/// docs/performance.md).
+struct Timer {
+    sleep: Pin<Box<Sleep>>,
+    expires: tokio::time::Instant,
+}
+
+impl Timer {
+    fn new() -> Self {
+        let expires = tokio::time::Instant::now() + HEAD_TIMEOUT;
+        Self {
+            sleep: Box::pin(tokio::time::sleep_until(expires)),
+            expires,
+        }
+    }
+
+    /// `op`, or `None` once `limit` has passed.
+    async fn within<T>(&mut self, limit: Duration, op: impl Future<Output = T>) -> Option<T> {
+        self.expires = tokio::time::Instant::now() + limit;
+        if self.sleep.deadline() > self.expires {
+            self.sleep.as_mut().reset(self.expires);
+        }
+        let mut op = std::pin::pin!(op);
+        loop {
+            tokio::select! {
+                biased;
+                done = &mut op => return Some(done),
+                () = &mut self.sleep => {
+                    if tokio::time::Instant::now() >= self.expires {
+                        return None;
+                    }
+                    self.sleep.as_mut().reset(self.expires);
+                }
+            }
+        }
+    }
 }
 
 /// Serves a plain-HTTP client connection on the fast path until it closes, the proxy shuts
@@ -139,6 +185,8 @@ pub(super) async fn serve<F, Fut>(
         io,
         buf: BytesMut::with_capacity(BUF),
         out: Vec::with_capacity(BUF),
+        timer: Timer::new(),
+        stop: Box::pin(shutdown.clone().cancelled_owned()),
     };
     loop {
         match next(&inner, &mut c, &info, &shutdown).await {
@@ -378,11 +426,11 @@ async fn next(inner: &Inner, c: &mut Client, info: &ConnInfo, shutdown: &Shutdow
         }
         let read = tokio::select! {
             biased;
-            read = tokio::time::timeout(HEAD_TIMEOUT, c.io.read_buf(&mut c.buf)) => read,
-            () = shutdown.cancelled(), if c.buf.is_empty() => return Next::Close,
+            read = c.timer.within(HEAD_TIMEOUT, c.io.read_buf(&mut c.buf)) => read,
+            () = c.stop.as_mut(), if c.buf.is_empty() => return Next::Close,
         };
         match read {
-            Ok(Ok(n)) if n > 0 => {}
+            Some(Ok(n)) if n > 0 => {}
             // A client that leaves, errs, or stalls mid-head is let go.
             _ => return Next::Close,
         }
@@ -604,16 +652,6 @@ async fn connect(authority: &str, limit: Duration) -> Result<Upstream, TryError>
     })
 }
 
-/// `op` (one socket read or write), or [`TryError::Timeout`] once `limit` has passed.
-async fn within<T>(
-    limit: Duration,
-    op: impl Future<Output = io::Result<T>>,
-) -> Result<io::Result<T>, TryError> {
-    tokio::time::timeout(limit, op)
-        .await
-        .map_err(|_| TryError::Timeout)
-}
-
 /// Writes all of `data`, waiting at most `limit` for the socket to take more (`Err(())` once
 /// it has passed). Usually the socket takes everything at once, and no timer is made.
 async fn write_within(
@@ -679,8 +717,12 @@ async fn exchange(
             if c.buf.capacity() - c.buf.len() < 1024 {
                 c.buf.reserve(BUF);
             }
-            match tokio::time::timeout(CLIENT_TIMEOUT, c.io.read_buf(&mut c.buf)).await {
-                Ok(Ok(n)) if n > 0 => {}
+            match c
+                .timer
+                .within(CLIENT_TIMEOUT, c.io.read_buf(&mut c.buf))
+                .await
+            {
+                Some(Ok(n)) if n > 0 => {}
                 _ => return Err(TryError::Client),
             }
             let taken = body.take(&c.buf).map_err(|()| TryError::Client)?;
@@ -706,7 +748,10 @@ async fn exchange(
             if up.buf.capacity() - up.buf.len() < 1024 {
                 up.buf.reserve(BUF);
             }
-            match within(service.timeouts.read, up.io.read_buf(&mut up.buf)).await? {
+            let read = c
+                .timer
+                .within(service.timeouts.read, up.io.read_buf(&mut up.buf));
+            match read.await.ok_or(TryError::Timeout)? {
                 Ok(n) if n > 0 => {}
                 Ok(_) if reused && replayable && up.buf.is_empty() => {
                     fresh = true;
@@ -882,10 +927,14 @@ async fn relay(
                 return Ok(false);
             }
             up.buf.reserve(BUF);
-            match tokio::time::timeout(read_timeout, up.io.read_buf(&mut up.buf)).await {
-                Ok(Ok(0)) => closed = true,
-                Ok(Ok(_)) => {}
-                Ok(Err(_)) | Err(_) => return Err(()),
+            match c
+                .timer
+                .within(read_timeout, up.io.read_buf(&mut up.buf))
+                .await
+            {
+                Some(Ok(0)) => closed = true,
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return Err(()),
             }
         }
     }
@@ -896,8 +945,12 @@ async fn relay(
     while !body.done() {
         up.buf.clear();
         up.buf.reserve(BUF);
-        match tokio::time::timeout(read_timeout, up.io.read_buf(&mut up.buf)).await {
-            Ok(Ok(n)) if n > 0 => {}
+        match c
+            .timer
+            .within(read_timeout, up.io.read_buf(&mut up.buf))
+            .await
+        {
+            Some(Ok(n)) if n > 0 => {}
             _ => return Err(()),
         }
         let taken = body.take(&up.buf)?;

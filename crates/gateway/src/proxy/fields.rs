@@ -239,7 +239,9 @@ pub(super) struct RawFields<'a> {
 impl<'a> RawFields<'a> {
     /// The fields of a head `httparse` parsed.
     pub fn new(parsed: &[httparse::Header<'a>]) -> Self {
-        let mut list = Vec::with_capacity(parsed.len() + 10);
+        // Room for the received fields only: the common case adds none (the fast path
+        // writes its additions straight out), and a larger block cost a slower allocation.
+        let mut list = Vec::with_capacity(parsed.len());
         let mut present = 0;
         list.extend(parsed.iter().map(|h| {
             let bit = tracked(h.name);

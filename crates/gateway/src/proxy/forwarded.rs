@@ -260,14 +260,16 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 /// nginx's `$host`: the name without the port, lowercased.
 fn host_name(raw: &str) -> String {
-    let raw = raw.trim();
+    let raw = raw.trim_ascii();
     let name = if let Some(rest) = raw.strip_prefix('[') {
         match rest.split_once(']') {
             Some((ip, _)) => return format!("[{}]", ip.to_ascii_lowercase()),
             None => raw,
         }
     } else {
-        raw.rsplit_once(':').map_or(raw, |(n, _)| n)
+        raw.bytes()
+            .rposition(|b| b == b':')
+            .map_or(raw, |i| &raw[..i])
     };
     name.to_ascii_lowercase()
 }

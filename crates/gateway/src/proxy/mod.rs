@@ -554,17 +554,18 @@ fn set_ms_between(h: &mut impl Fields, name: &HeaderName, from: Instant, to: Ins
     );
 }
 
-/// The port of a Host header value, if it has one.
+/// The port of a Host header value, if it has one. (Found with a byte scan: `rsplit_once`
+/// with a `char` pattern was measurably slower on the hot path.)
 fn split_host_port(raw: &str) -> (&str, Option<u16>) {
-    let raw = raw.trim();
+    let raw = raw.trim_ascii();
     if let Some(rest) = raw.strip_prefix('[') {
         return match rest.split_once(']') {
             Some((_, tail)) => (raw, tail.strip_prefix(':').and_then(|p| p.parse().ok())),
             None => (raw, None),
         };
     }
-    match raw.rsplit_once(':') {
-        Some((n, p)) => (n, p.parse().ok()),
+    match raw.bytes().rposition(|b| b == b':') {
+        Some(i) => (&raw[..i], raw[i + 1..].parse().ok()),
         None => (raw, None),
     }
 }
@@ -779,5 +780,7 @@ mod tests {
         assert_eq!(split_host_port("Example.COM:8000").1, Some(8000));
         assert_eq!(split_host_port("[::1]:81").1, Some(81));
         assert_eq!(split_host_port("h").1, None);
+        assert_eq!(split_host_port(" a.b:x "), ("a.b", None));
+        assert_eq!(split_host_port("a:1:2"), ("a:1", Some(2)));
     }
 }
