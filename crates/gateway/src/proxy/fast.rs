@@ -286,41 +286,45 @@ fn prepare(inner: &Inner, buf: &[u8], info: &ConnInfo, out: &mut Vec<u8>) -> Par
     if !target.starts_with('/') || !target.bytes().all(target_byte) {
         return Parsed::Hyper;
     }
+    let mut fields = RawFields::new(req.headers);
     let mut body = Framing::Empty;
     let mut keep_alive = true;
-    for h in req.headers.iter() {
-        let name = h.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            let len = std::str::from_utf8(h.value)
-                .ok()
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse::<u64>().ok());
-            match (len, body) {
-                (Some(n), Framing::Empty) => body = Framing::Length(n),
-                _ => return Parsed::Hyper,
-            }
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            if !h.value.eq_ignore_ascii_case(b"chunked") || body != Framing::Empty {
-                return Parsed::Hyper;
-            }
-            body = Framing::Chunked;
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in h.value.split(|b| *b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                } else if token.eq_ignore_ascii_case(b"upgrade") {
-                    return Parsed::Hyper;
+    let framing = bit::CONTENT_LENGTH | bit::TRANSFER_ENCODING | bit::CONNECTION;
+    for (name, value) in fields.tracked_in(framing | bit::EXPECT | bit::UPGRADE) {
+        match name {
+            bit::CONTENT_LENGTH => {
+                let len = std::str::from_utf8(value)
+                    .ok()
+                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse::<u64>().ok());
+                match (len, body) {
+                    (Some(n), Framing::Empty) => body = Framing::Length(n),
+                    _ => return Parsed::Hyper,
                 }
             }
-        } else if name.eq_ignore_ascii_case("expect") || name.eq_ignore_ascii_case("upgrade") {
-            return Parsed::Hyper;
+            bit::TRANSFER_ENCODING => {
+                if !value.eq_ignore_ascii_case(b"chunked") || body != Framing::Empty {
+                    return Parsed::Hyper;
+                }
+                body = Framing::Chunked;
+            }
+            bit::CONNECTION => {
+                for token in value.split(|b| *b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        keep_alive = false;
+                    } else if token.eq_ignore_ascii_case(b"upgrade") {
+                        return Parsed::Hyper;
+                    }
+                }
+            }
+            // `Expect` and `Upgrade`.
+            _ => return Parsed::Hyper,
         }
     }
     if body == Framing::Length(0) {
         body = Framing::Empty;
     }
-    let mut fields = RawFields::new(req.headers);
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (target, None),
@@ -800,31 +804,38 @@ fn response_head(
             Ok(Some(Head::Interim(head_len)))
         };
     }
+    let fields = RawFields::new(&*res.headers);
     let mut framing = Framing::Close;
     let mut keep_alive = version == 1;
-    for h in res.headers.iter() {
-        if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            let last = h.value.rsplit(|b| *b == b',').next().unwrap_or_default();
-            framing = if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-                Framing::Chunked
-            } else {
-                Framing::Close
-            };
-        } else if h.name.eq_ignore_ascii_case("content-length") && framing != Framing::Chunked {
-            let len = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or(())?;
-            if matches!(framing, Framing::Length(n) if n != len) {
-                return Err(());
+    let framing_fields = bit::TRANSFER_ENCODING | bit::CONTENT_LENGTH | bit::CONNECTION;
+    for (name, value) in fields.tracked_in(framing_fields) {
+        match name {
+            bit::TRANSFER_ENCODING => {
+                let last = value.rsplit(|b| *b == b',').next().unwrap_or_default();
+                framing = if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                    Framing::Chunked
+                } else {
+                    Framing::Close
+                };
             }
-            framing = Framing::Length(len);
-        } else if h.name.eq_ignore_ascii_case("connection")
-            && h.value
-                .split(|b| *b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-        {
-            keep_alive = false;
+            bit::CONTENT_LENGTH if framing != Framing::Chunked => {
+                let len = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .ok_or(())?;
+                if matches!(framing, Framing::Length(n) if n != len) {
+                    return Err(());
+                }
+                framing = Framing::Length(len);
+            }
+            bit::CONNECTION
+                if value
+                    .split(|b| *b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close")) =>
+            {
+                keep_alive = false;
+            }
+            _ => {}
         }
     }
     if head_request || status == 204 || status == 304 {
@@ -834,7 +845,7 @@ fn response_head(
         keep_alive = false;
     }
     if let Some((shaping, out)) = shaping {
-        write_response_head(&res, status, version, framing, shaping, out);
+        write_response_head(fields, res.reason, status, version, framing, shaping, out);
     }
     Ok(Some(Head::Final(Response {
         head_len,
@@ -844,9 +855,11 @@ fn response_head(
     })))
 }
 
-/// Writes the client's response head for the upstream's `res` into `out`.
+/// Writes the client's response head for the upstream's (its `fields` and `reason`) into
+/// `out`.
 fn write_response_head(
-    res: &httparse::Response<'_, '_>,
+    mut fields: RawFields<'_>,
+    reason: Option<&str>,
     status: u16,
     version: u8,
     framing: Framing,
@@ -854,12 +867,11 @@ fn write_response_head(
     out: &mut Vec<u8>,
 ) {
     let p = shaping.p;
-    let reason = res.reason.filter(|r| !r.is_empty()).or_else(|| {
+    let reason = reason.filter(|r| !r.is_empty()).or_else(|| {
         StatusCode::from_u16(status)
             .ok()
             .and_then(|s| s.canonical_reason())
     });
-    let mut fields = RawFields::new(&*res.headers);
     let version = if version == 0 {
         Version::HTTP_10
     } else {

@@ -98,6 +98,7 @@ pub(super) mod bit {
     pub const X_KONG_REQUEST_ID: u32 = 1 << 23;
     pub const X_KONG_UPSTREAM_LATENCY: u32 = 1 << 24;
     pub const X_KONG_PROXY_LATENCY: u32 = 1 << 25;
+    pub const EXPECT: u32 = 1 << 26;
 }
 
 /// The fixed hop-by-hop headers (RFC 7230 §6.1 and the usual extras), as [`bit`]s.
@@ -140,6 +141,7 @@ fn tracked_lowercase(name: &[u8]) -> u32 {
         b"x-kong-request-id" => bit::X_KONG_REQUEST_ID,
         b"x-kong-upstream-latency" => bit::X_KONG_UPSTREAM_LATENCY,
         b"x-kong-proxy-latency" => bit::X_KONG_PROXY_LATENCY,
+        b"expect" => bit::EXPECT,
         _ => 0,
     }
 }
@@ -264,6 +266,15 @@ impl<'a> RawFields<'a> {
     /// `false` means it surely holds none.
     pub fn holds(&self, mask: u32) -> bool {
         self.present & mask != 0
+    }
+
+    /// The received fields whose names are in `mask` (a set of [`bit`]s), as (bit, value).
+    pub fn tracked_in(&self, mask: u32) -> impl Iterator<Item = (u32, &[u8])> {
+        let any = self.holds(mask);
+        self.list
+            .iter()
+            .filter(move |f| any && f.bit & mask != 0)
+            .map(|f| (f.bit, f.value.as_bytes()))
     }
 
     /// Appends, as [`RawFields::write`] does, every field whose name is not in `skip` (a
@@ -418,6 +429,7 @@ pub(super) fn strip_hop_by_hop(h: &mut impl Fields) {
 }
 
 /// Appends the header line `name: value\r\n` to `out`.
+#[inline]
 pub(super) fn header_line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.reserve(name.len() + value.len() + 4);
     out.extend_from_slice(name.as_bytes());
