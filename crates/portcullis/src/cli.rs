@@ -14,7 +14,8 @@ pub struct Cli {
     /// Logging options.
     #[command(flatten)]
     pub log: LogArgs,
-    /// Worker threads of the async runtime (default: one per CPU).
+    /// Worker threads of the async runtime (default: one per CPU; 1 runs every task on the
+    /// main thread, as one nginx worker does).
     #[arg(long, global = true, env = "PORTCULLIS_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
     /// What to run.
