@@ -1257,6 +1257,37 @@ impl BodyState {
 mod tests {
     use super::*;
 
+    /// The shared timer honours each wait's own limit, whatever the waits before it set:
+    /// a short limit after a long one fires on time, and a long one after a short one (whose
+    /// timer has fired) does not fire early.
+    #[tokio::test]
+    async fn one_timer_serves_waits_with_different_limits() {
+        let mut timer = Timer::new();
+        let pending = std::future::pending::<()>;
+        let started = Instant::now();
+        assert_eq!(
+            timer.within(Duration::from_millis(50), pending()).await,
+            None
+        );
+        let short = started.elapsed();
+        assert!(short >= Duration::from_millis(50), "{short:?}");
+        assert!(short < Duration::from_secs(5), "{short:?}");
+        let slow = tokio::time::sleep(Duration::from_millis(150));
+        assert_eq!(
+            timer.within(Duration::from_millis(600), slow).await,
+            Some(()),
+            "a wait within its limit must not see the earlier wait's expiry"
+        );
+        let again = Instant::now();
+        assert_eq!(
+            timer.within(Duration::from_millis(30), pending()).await,
+            None
+        );
+        let waited = again.elapsed();
+        assert!(waited >= Duration::from_millis(30), "{waited:?}");
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+    }
+
     fn take_all(framing: Framing, parts: &[&[u8]]) -> Result<(usize, bool), ()> {
         let mut b = BodyState::new(framing);
         let mut total = 0;
