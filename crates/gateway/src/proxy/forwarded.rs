@@ -235,22 +235,25 @@ impl Forwarded {
     }
 }
 
-/// Sets `name` to `value`, or removes it when the value is empty (Kong sends no empty
-/// forwarding headers) or not a valid header value.
+/// Sets `name` to `value`, or removes it when the value is not [`is_sendable`] (Kong sends
+/// no empty forwarding headers) — the rule [`Forwarded::write_new`] applies too.
 fn set(h: &mut impl Fields, name: &HeaderName, value: &str) {
-    match HeaderValue::from_str(value) {
-        Ok(v) if !value.is_empty() => h.set(name, v),
-        _ => h.remove(name),
+    if is_sendable(value)
+        && let Ok(v) = HeaderValue::from_str(value)
+    {
+        h.set(name, v);
+    } else {
+        h.remove(name);
     }
 }
 
-/// An IPv4-mapped IPv6 peer (dual-stack listener) as the IPv4 address it is.
 /// `ip` (canonical: IPv4-mapped IPv6 as IPv4) as header text.
 pub(super) fn ip_header_value(ip: IpAddr) -> HeaderValue {
     HeaderValue::from_str(&canonical(ip).to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
+/// An IPv4-mapped IPv6 peer (dual-stack listener) as the IPv4 address it is.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
